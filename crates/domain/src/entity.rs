@@ -1,0 +1,84 @@
+//! What the log is keyed by: an order, or the stock of one sku.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Event, ExceptionChange, OrderId, OrderState, ParseOrderIdError, StockState};
+
+const STOCK_PREFIX: &str = "sku:";
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EntityKey {
+    Order(OrderId),
+    /// All warehouses' stock of one sku; `sku` is never a channel name, so keys can't clash.
+    Stock(String),
+}
+
+impl fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityKey::Order(order_id) => order_id.fmt(f),
+            EntityKey::Stock(sku) => write!(f, "{STOCK_PREFIX}{sku}"),
+        }
+    }
+}
+
+impl FromStr for EntityKey {
+    type Err = ParseOrderIdError;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.strip_prefix(STOCK_PREFIX) {
+            Some(sku) if !sku.is_empty() => Ok(EntityKey::Stock(sku.to_string())),
+            _ => raw.parse().map(EntityKey::Order),
+        }
+    }
+}
+
+impl TryFrom<String> for EntityKey {
+    type Error = ParseOrderIdError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        raw.parse()
+    }
+}
+
+impl From<EntityKey> for String {
+    fn from(key: EntityKey) -> String {
+        key.to_string()
+    }
+}
+
+/// The folded state behind one log key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "entity", rename_all = "snake_case")]
+pub enum Entity {
+    Order(OrderState),
+    Stock(StockState),
+}
+
+impl Entity {
+    /// The state of a key that has seen no event yet.
+    pub fn empty(key: &EntityKey) -> Entity {
+        match key {
+            EntityKey::Order(order_id) => Entity::Order(OrderState::new(order_id.clone())),
+            EntityKey::Stock(sku) => Entity::Stock(StockState::new(sku.clone())),
+        }
+    }
+
+    /// Folds one event in. Returns `None` when the event was already applied (a duplicate) or
+    /// doesn't belong to this kind of entity; otherwise the exception changes it caused.
+    pub fn apply(&mut self, event: &Event) -> Option<Vec<ExceptionChange>> {
+        match self {
+            Entity::Order(order) => order.apply(event),
+            Entity::Stock(stock) => stock.apply(event).then(Vec::new),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        match self {
+            Entity::Order(order) => order.version,
+            Entity::Stock(stock) => stock.version,
+        }
+    }
+}

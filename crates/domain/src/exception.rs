@@ -1,0 +1,158 @@
+//! The exception taxonomy (DESIGN.md, seed §3): what can go wrong with an order, who owns it
+//! and at which level it starts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EventId, OrderId, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    PaymentTimeout,
+    InvalidAddress,
+    InvalidPhone,
+    BlacklistedPhone,
+    OutOfStockAtReview,
+    SuspectedFraud,
+    InvoiceInvalid,
+    DuplicateOrder,
+    AmountMismatch,
+    /// Two different successful payments for one order: money to give back.
+    DuplicatePayment,
+    IllegalTransition,
+    SyncFailure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Owner {
+    CustomerService,
+    Warehouse,
+    Risk,
+    Finance,
+    Operations,
+}
+
+/// L1 frontline, L2 supervisor, L3 risk committee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Level {
+    L1,
+    L2,
+    L3,
+}
+
+impl ExceptionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionKind::PaymentTimeout => "payment_timeout",
+            ExceptionKind::InvalidAddress => "invalid_address",
+            ExceptionKind::InvalidPhone => "invalid_phone",
+            ExceptionKind::BlacklistedPhone => "blacklisted_phone",
+            ExceptionKind::OutOfStockAtReview => "out_of_stock_at_review",
+            ExceptionKind::SuspectedFraud => "suspected_fraud",
+            ExceptionKind::InvoiceInvalid => "invoice_invalid",
+            ExceptionKind::DuplicateOrder => "duplicate_order",
+            ExceptionKind::AmountMismatch => "amount_mismatch",
+            ExceptionKind::DuplicatePayment => "duplicate_payment",
+            ExceptionKind::IllegalTransition => "illegal_transition",
+            ExceptionKind::SyncFailure => "sync_failure",
+        }
+    }
+
+    /// Who handles it first.
+    pub fn owner(self) -> Owner {
+        match self {
+            ExceptionKind::PaymentTimeout
+            | ExceptionKind::InvalidAddress
+            | ExceptionKind::InvalidPhone
+            | ExceptionKind::DuplicateOrder => Owner::CustomerService,
+            ExceptionKind::OutOfStockAtReview => Owner::Warehouse,
+            ExceptionKind::BlacklistedPhone | ExceptionKind::SuspectedFraud => Owner::Risk,
+            ExceptionKind::InvoiceInvalid
+            | ExceptionKind::AmountMismatch
+            | ExceptionKind::DuplicatePayment => Owner::Finance,
+            ExceptionKind::IllegalTransition | ExceptionKind::SyncFailure => Owner::Operations,
+        }
+    }
+
+    /// The level it is raised at; fraud starts with a supervisor.
+    pub fn initial_level(self) -> Level {
+        match self {
+            ExceptionKind::BlacklistedPhone | ExceptionKind::SuspectedFraud => Level::L2,
+            _ => Level::L1,
+        }
+    }
+
+    /// Whether an open exception of this kind stops fulfilment (the order goes `on_hold`).
+    pub fn blocks_fulfilment(self) -> bool {
+        match self {
+            ExceptionKind::InvalidAddress
+            | ExceptionKind::InvalidPhone
+            | ExceptionKind::BlacklistedPhone
+            | ExceptionKind::OutOfStockAtReview
+            | ExceptionKind::SuspectedFraud
+            | ExceptionKind::DuplicateOrder
+            | ExceptionKind::AmountMismatch => true,
+            ExceptionKind::PaymentTimeout
+            | ExceptionKind::InvoiceInvalid
+            | ExceptionKind::DuplicatePayment
+            | ExceptionKind::IllegalTransition
+            | ExceptionKind::SyncFailure => false,
+        }
+    }
+}
+
+/// One exception on an order, from raise to resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionRecord {
+    /// Deterministic: the same condition on the same order always has the same id.
+    pub exception_id: EventId,
+    pub kind: ExceptionKind,
+    /// The precise condition, e.g. `shipped_before_paid` for an illegal transition.
+    pub code: String,
+    pub owner: Owner,
+    pub level: Level,
+    pub detail: String,
+    pub raised_at: Timestamp,
+    pub raised_by: EventId,
+    pub resolution: Option<Resolution>,
+}
+
+impl ExceptionRecord {
+    pub fn is_open(&self) -> bool {
+        self.resolution.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub resolved_at: Timestamp,
+    pub resolved_by: EventId,
+    pub note: String,
+}
+
+/// What the `exceptions` topic carries: an exception was raised or resolved on an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionChange {
+    pub order_id: OrderId,
+    pub action: ExceptionAction,
+    pub exception: ExceptionRecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionAction {
+    Raised,
+    Resolved,
+}
+
+impl ExceptionChange {
+    /// A stable id for this change, for downstream consumers to drop re-deliveries.
+    pub fn change_id(&self) -> String {
+        let action = match self.action {
+            ExceptionAction::Raised => "raised",
+            ExceptionAction::Resolved => "resolved",
+        };
+        format!("{}:{action}", self.exception.exception_id)
+    }
+}

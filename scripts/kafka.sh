@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Local single-node Apache Kafka (KRaft) broker for tests and the demo, run from Maven Central jars.
+#
+# usage: scripts/kafka.sh install|start|ensure|stop|status
+#   install  fetch the pinned Kafka jars into .tools/kafka-<ver>/libs (idempotent; needs mvn, JDK 17+)
+#   start    (re)start a fresh, empty broker on free 127.0.0.1 ports; prints ONLY its bootstrap
+#            address (127.0.0.1:PORT) on stdout, also written to .tools/kafka-run/bootstrap
+#   ensure   print the bootstrap of the running broker started by this script, else `start`;
+#            safe to call concurrently (flock on .tools/kafka.lock)
+#   stop     stop the broker (SIGTERM, SIGKILL after 30 s) and delete .tools/kafka-run
+#   status   print "running <bootstrap> pid <pid> ..." (exit 0) or "stopped" (exit 3)
+#
+# The Kafka version is pinned in deploy/kafka/pom.xml. Environment overrides:
+#   JAVA_HOME             JDK to run the broker (default: `java` on PATH)
+#   KAFKA_TEST_HEAP_OPTS  heap flags (default: -Xms256m -Xmx512m)
+#   BROKER_START_TIMEOUT  seconds to wait for the broker to serve metadata (default 90)
+#   BROKER_LOCK_WAIT      seconds to wait for the lock (default 600)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_PREFIX=kafka.sh
+
+DEPLOY=$ROOT/deploy/kafka
+POM=$DEPLOY/pom.xml
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\([^<]*\)</kafka.version>.*:\1:p' "$POM")
+[[ -n $KAFKA_VERSION ]] || die "no <kafka.version> in $POM"
+KAFKA_HOME=$TOOLS/kafka-$KAFKA_VERSION
+LIBS=$KAFKA_HOME/libs
+MARKER=$LIBS/.installed
+
+BROKER="Kafka $KAFKA_VERSION"
+LOCK=$TOOLS/kafka.lock
+START_TIMEOUT=${BROKER_START_TIMEOUT:-90}
+STOP_TIMEOUT=30
+set_run_dir "$TOOLS/kafka-run"
+
+if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then JAVA=$JAVA_HOME/bin/java; else JAVA=java; fi
+# AppCDS: the first broker run records the classes it loaded (-XX:ArchiveClassesAtExit, written
+# when it exits); a clean stop keeps that archive, and later JVM starts map it: ~35% faster start.
+# Keyed by the JDK, so another JAVA_HOME records its own (a mismatched archive is ignored anyway).
+CDS=$KAFKA_HOME/cds-$(readlink -f "$(command -v "$JAVA" || echo "$JAVA")" | sha256sum | cut -c1-12).jsa
+
+broker_pattern() { echo "$RUN/server.properties"; }
+
+jvm_opts() {
+  # shellcheck disable=SC2206 # word splitting of the heap flags is intended
+  local heap=(${KAFKA_TEST_HEAP_OPTS:--Xms256m -Xmx512m})
+  printf '%s\n' "${heap[@]}" \
+    -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m \
+    -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=$DEPLOY/log4j2.properties" "-Dkafka.logs.dir=$RUN"
+  if [[ -f $CDS ]]; then echo "-XX:SharedArchiveFile=$CDS"; fi
+}
+
+# The install marker holds a hash of the pom, so editing the pin re-installs.
+pom_hash() { sha256sum "$POM" | cut -d' ' -f1; }
+
+broker_install() {
+  if [[ -f $MARKER && $(<"$MARKER") == "$(pom_hash)" ]]; then return 0; fi
+  need "$JAVA" mvn
+  local t0 tmp=$LIBS.tmp
+  t0=$(now_ms)
+  log "installing Apache Kafka $KAFKA_VERSION jars from Maven Central into ${LIBS#"$ROOT"/} ..."
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  # (mvn -q still prints colour resets; strip them)
+  mvn -q -B -f "$POM" "-Dmaven.repo.local=$TOOLS/m2" \
+    dependency:copy-dependencies -DincludeScope=runtime "-DoutputDirectory=$tmp" 2>&1 \
+    | sed $'s/\x1b\\[[0-9;]*m//g' >&2 \
+    || die "mvn could not fetch the Kafka jars (see above)"
+  [[ -f $tmp/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"
+  rm -rf "$LIBS" "$KAFKA_HOME"/cds-*
+  mv "$tmp" "$LIBS"
+  pom_hash >"$MARKER"
+  log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars in $(($(now_ms) - t0)) ms"
+}
+
+# broker_stopped clean|killed : keep the class archive the broker wrote at a clean exit.
+broker_stopped() {
+  if [[ $1 == clean && -s $RUN/cds.jsa && ! -f $CDS ]] \
+    && "$JAVA" -Xshare:on "-XX:SharedArchiveFile=$RUN/cds.jsa" -cp "$LIBS/*" -version >/dev/null 2>&1; then
+    mv "$RUN/cds.jsa" "$CDS"
+    log "kept a class-data-sharing archive for faster starts (${CDS#"$ROOT"/})"
+  fi
+}
+
+new_cluster_id() {
+  # Kafka's Uuid string form: 16 random bytes, URL-safe base64 without padding, not starting with '-'.
+  python3 -c '
+import base64, uuid
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break'
+}
+
+# broker_launch PORT : write server.properties, format the KRaft storage, spawn kafka.Kafka.
+broker_launch() {
+  local port=$1 cport props=$RUN/server.properties t opts
+  cport=$(free_ports 1)
+  while [[ $cport == "$port" ]]; do cport=$(free_ports 1); done
+  t=$(<"$DEPLOY/server.properties.template")
+  t=${t//@BROKER_PORT@/"$port"}
+  t=${t//@CONTROLLER_PORT@/"$cport"}
+  t=${t//@DATA_DIR@/"$RUN/data"}
+  printf '%s\n' "$t" >"$props"
+  mkdir -p "$RUN/data"
+  mapfile -t opts < <(jvm_opts)
+  "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool \
+    format --standalone -t "$(new_cluster_id)" -c "$props" >"$RUN/format.out" 2>&1 \
+    || { show_tail "$RUN/format.out"; die "formatting the KRaft storage failed"; }
+  if [[ ! -f $CDS ]]; then opts+=("-XX:ArchiveClassesAtExit=$RUN/cds.jsa"); fi
+  spawn_detached "$RUN" "$PIDFILE" "$RUN/kafka.out" \
+    "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$props" >/dev/null
+}
+
+broker_main "$@"

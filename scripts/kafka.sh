@@ -13,6 +13,7 @@
 # The Kafka version is pinned in deploy/kafka/pom.xml. Environment overrides:
 #   JAVA_HOME             JDK to run the broker (default: `java` on PATH)
 #   KAFKA_TEST_HEAP_OPTS  heap flags (default: -Xms256m -Xmx512m)
+#   KAFKA_TEST_CDS=0      do not record/use the class-data-sharing archive (faster-start cache)
 #   BROKER_START_TIMEOUT  seconds to wait for the broker to serve metadata (default 90)
 #   BROKER_LOCK_WAIT      seconds to wait for the lock (default 600)
 set -euo pipefail
@@ -39,7 +40,11 @@ if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then JAVA=$JAVA_HOME/bin/j
 # AppCDS: the first broker run records the classes it loaded (-XX:ArchiveClassesAtExit, written
 # when it exits); a clean stop keeps that archive, and later JVM starts map it: ~35% faster start.
 # Keyed by the JDK, so another JAVA_HOME records its own (a mismatched archive is ignored anyway).
-CDS=$KAFKA_HOME/cds-$(readlink -f "$(command -v "$JAVA" || echo "$JAVA")" | sha256sum | cut -c1-12).jsa
+# Off with KAFKA_TEST_CDS=0, and under a path with spaces (JDK 17 then ignores the app classes).
+CDS=
+if [[ ${KAFKA_TEST_CDS:-1} != 0 && $LIBS != *[[:space:]]* ]]; then
+  CDS=$KAFKA_HOME/cds-$(readlink -f "$(command -v "$JAVA" || echo "$JAVA")" | sha256sum | cut -c1-12).jsa
+fi
 
 broker_pattern() { echo "$RUN/server.properties"; }
 
@@ -50,7 +55,7 @@ jvm_opts() {
     -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m \
     -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$DEPLOY/log4j2.properties" "-Dkafka.logs.dir=$RUN"
-  if [[ -f $CDS ]]; then echo "-XX:SharedArchiveFile=$CDS"; fi
+  if [[ -n $CDS && -f $CDS ]]; then echo "-XX:SharedArchiveFile=$CDS"; fi
 }
 
 # The install marker holds a hash of the pom, so editing the pin re-installs.
@@ -78,7 +83,7 @@ broker_install() {
 
 # broker_stopped clean|killed : keep the class archive the broker wrote at a clean exit.
 broker_stopped() {
-  if [[ $1 == clean && -s $RUN/cds.jsa && ! -f $CDS ]] \
+  if [[ -n $CDS && $1 == clean && -s $RUN/cds.jsa && ! -f $CDS ]] \
     && "$JAVA" -Xshare:on "-XX:SharedArchiveFile=$RUN/cds.jsa" -cp "$LIBS/*" -version >/dev/null 2>&1; then
     mv "$RUN/cds.jsa" "$CDS"
     log "kept a class-data-sharing archive for faster starts (${CDS#"$ROOT"/})"
@@ -111,7 +116,7 @@ broker_launch() {
   "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool \
     format --standalone -t "$(new_cluster_id)" -c "$props" >"$RUN/format.out" 2>&1 \
     || { show_tail "$RUN/format.out"; die "formatting the KRaft storage failed"; }
-  if [[ ! -f $CDS ]]; then opts+=("-XX:ArchiveClassesAtExit=$RUN/cds.jsa"); fi
+  if [[ -n $CDS && ! -f $CDS ]]; then opts+=("-XX:ArchiveClassesAtExit=$RUN/cds.jsa"); fi
   spawn_detached "$RUN" "$PIDFILE" "$RUN/kafka.out" \
     "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$props" >/dev/null
 }

@@ -1,1 +1,154 @@
-//! placeholder
+//! The wire contract of the input topics and its translation into domain events.
+//!
+//! Adapters send JSON (or protobuf, with `content-type: application/x-protobuf`) as described
+//! in `docs/input-contract.md`. [`decode`] turns one record into a canonical
+//! [`orderflow_domain::Event`] with its deterministic id, or into a [`Rejection`] that says in
+//! one sentence which field is wrong and why — the reason a dead letter carries.
+//!
+//! Protobuf records are mapped onto the JSON shape first so both forms go through the same
+//! validation: one set of rules, one set of messages.
+
+mod proto;
+mod validate;
+
+use std::fmt;
+
+use orderflow_domain::Event;
+
+pub use validate::MAX_LINES;
+
+/// The protobuf content type; anything else is read as JSON.
+pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// Generated protobuf types of `proto/orderflow/v1/input.proto`.
+pub mod v1 {
+    #![allow(clippy::all, unreachable_pub, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/orderflow.v1.rs"));
+}
+
+/// The input topics, each accepting the kinds of one source domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputTopic {
+    Orders,
+    Payments,
+    Shipments,
+    Inventory,
+}
+
+impl InputTopic {
+    pub const ALL: [InputTopic; 4] = [
+        InputTopic::Orders,
+        InputTopic::Payments,
+        InputTopic::Shipments,
+        InputTopic::Inventory,
+    ];
+
+    /// The topic name without the deployment's prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputTopic::Orders => "in.orders",
+            InputTopic::Payments => "in.payments",
+            InputTopic::Shipments => "in.shipments",
+            InputTopic::Inventory => "in.inventory",
+        }
+    }
+
+    /// The short name of the domain, used for the consumer's name (`orderflow-payments`).
+    pub fn domain(self) -> &'static str {
+        &self.name()[3..]
+    }
+
+    pub fn kinds(self) -> &'static [&'static str] {
+        match self {
+            InputTopic::Orders => &["order_placed", "order_cancelled", "order_completed"],
+            InputTopic::Payments => &["payment_captured", "payment_failed", "payment_refunded"],
+            InputTopic::Shipments => &[
+                "shipment_dispatched",
+                "shipment_delivered",
+                "shipment_returned",
+            ],
+            InputTopic::Inventory => &["stock_level_changed"],
+        }
+    }
+
+    /// The topic that accepts `kind`, if any.
+    pub fn of_kind(kind: &str) -> Option<InputTopic> {
+        InputTopic::ALL
+            .into_iter()
+            .find(|topic| topic.kinds().contains(&kind))
+    }
+}
+
+/// Where a record was read: the provenance every event and dead letter carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The full topic name, prefix included.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Why a record can't be accepted. Rejections are permanent: retrying the same bytes fails
+/// the same way, so they go to the dead-letter topic at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub kind: RejectionKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    MalformedJson,
+    MalformedProtobuf,
+    InvalidField,
+    WrongTopic,
+    UnsupportedVersion,
+}
+
+impl RejectionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionKind::MalformedJson => "malformed_json",
+            RejectionKind::MalformedProtobuf => "malformed_protobuf",
+            RejectionKind::InvalidField => "invalid_field",
+            RejectionKind::WrongTopic => "wrong_topic",
+            RejectionKind::UnsupportedVersion => "unsupported_version",
+        }
+    }
+}
+
+impl fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Rejection {
+    pub(crate) fn new(kind: RejectionKind, message: impl Into<String>) -> Rejection {
+        Rejection {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Decodes, validates and normalises one input record into a canonical event.
+pub fn decode(
+    topic: InputTopic,
+    provenance: &Provenance,
+    content_type: Option<&[u8]>,
+    payload: &[u8],
+) -> Result<Event, Rejection> {
+    let document = if content_type == Some(PROTOBUF_CONTENT_TYPE.as_bytes()) {
+        proto::to_json(payload)?
+    } else {
+        serde_json::from_slice(payload).map_err(|error| {
+            Rejection::new(
+                RejectionKind::MalformedJson,
+                format!("value is not valid JSON: {error}"),
+            )
+        })?
+    };
+    validate::event(topic, provenance, &document)
+}

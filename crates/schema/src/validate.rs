@@ -1,0 +1,388 @@
+//! Field-by-field validation and normalisation of an input document.
+//!
+//! Every message names the field and what was expected, in the words of the contract:
+//! `amount_fen must be a non-negative integer, got "12.5"`.
+
+use chrono::{DateTime, Utc};
+use orderflow_domain::{
+    Address, Channel, EntityKey, Event, EventBody, Invoice, InvoiceKind, OrderId, OrderLine,
+    OrderPlaced, Source,
+};
+use serde_json::{Map, Value};
+
+use crate::{InputTopic, Provenance, Rejection, RejectionKind};
+
+/// An order has at most this many lines.
+pub const MAX_LINES: usize = 200;
+
+const SUPPORTED_SCHEMA_VERSION: u64 = 1;
+
+fn invalid(message: String) -> Rejection {
+    Rejection::new(RejectionKind::InvalidField, message)
+}
+
+/// A value as it appears in a message: JSON, cut short if long.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// A JSON object with the path to it, for messages like `lines[2].qty must be …`.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Fields<'a> {
+    fn root(value: &'a Value) -> Result<Fields<'a>, Rejection> {
+        match value {
+            Value::Object(map) => Ok(Fields {
+                map,
+                path: String::new(),
+            }),
+            other => Err(invalid(format!(
+                "value must be a JSON object, got {}",
+                shown(other)
+            ))),
+        }
+    }
+
+    fn name(&self, field: &str) -> String {
+        format!("{}{field}", self.path)
+    }
+
+    /// A present, non-null field.
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field).filter(|value| !value.is_null())
+    }
+
+    fn required(&self, field: &str) -> Result<&'a Value, Rejection> {
+        self.get(field)
+            .ok_or_else(|| invalid(format!("{} is required", self.name(field))))
+    }
+
+    fn string(&self, field: &str) -> Result<String, Rejection> {
+        let value = self.required(field)?;
+        let text = value.as_str().map(str::trim).ok_or_else(|| {
+            invalid(format!(
+                "{} must be a string, got {}",
+                self.name(field),
+                shown(value)
+            ))
+        })?;
+        if text.is_empty() {
+            return Err(invalid(format!("{} must not be empty", self.name(field))));
+        }
+        Ok(text.to_string())
+    }
+
+    /// A string that may be empty (emptiness is screened later, not rejected here).
+    fn text(&self, field: &str) -> Result<String, Rejection> {
+        let value = self.required(field)?;
+        value.as_str().map(|s| s.trim().to_string()).ok_or_else(|| {
+            invalid(format!(
+                "{} must be a string, got {}",
+                self.name(field),
+                shown(value)
+            ))
+        })
+    }
+
+    fn optional_string(&self, field: &str) -> Result<Option<String>, Rejection> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(_) => self.text(field).map(Some),
+        }
+    }
+
+    fn integer(&self, field: &str, min: u64) -> Result<u64, Rejection> {
+        let value = self.required(field)?;
+        match value.as_u64() {
+            Some(number) if number >= min => Ok(number),
+            _ => Err(invalid(format!(
+                "{} must be {}, got {}",
+                self.name(field),
+                if min == 0 {
+                    "a non-negative integer".to_string()
+                } else {
+                    format!("an integer of at least {min}")
+                },
+                shown(value)
+            ))),
+        }
+    }
+
+    fn integer_or(&self, field: &str, default: u64) -> Result<u64, Rejection> {
+        match self.get(field) {
+            None => Ok(default),
+            Some(_) => self.integer(field, 0),
+        }
+    }
+
+    fn object(&self, field: &str) -> Result<Fields<'a>, Rejection> {
+        let value = self.required(field)?;
+        match value {
+            Value::Object(map) => Ok(Fields {
+                map,
+                path: format!("{}.", self.name(field)),
+            }),
+            other => Err(invalid(format!(
+                "{} must be an object, got {}",
+                self.name(field),
+                shown(other)
+            ))),
+        }
+    }
+
+    fn timestamp(&self, field: &str) -> Result<DateTime<Utc>, Rejection> {
+        let raw = self.string(field)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|_| {
+                invalid(format!(
+                    "{} must be an RFC 3339 timestamp with offset (e.g. 2026-11-25T10:00:00+08:00), got {raw:?}",
+                    self.name(field)
+                ))
+            })
+    }
+}
+
+pub(crate) fn event(
+    topic: InputTopic,
+    provenance: &Provenance,
+    document: &Value,
+) -> Result<Event, Rejection> {
+    let fields = Fields::root(document)?;
+    let version = fields.integer_or("schema_version", SUPPORTED_SCHEMA_VERSION)?;
+    if version != SUPPORTED_SCHEMA_VERSION {
+        return Err(Rejection::new(
+            RejectionKind::UnsupportedVersion,
+            format!("schema_version {version} is not supported, expected 1"),
+        ));
+    }
+    let kind = fields.string("kind")?;
+    match InputTopic::of_kind(&kind) {
+        Some(owner) if owner == topic => {}
+        Some(owner) => {
+            return Err(Rejection::new(
+                RejectionKind::WrongTopic,
+                format!(
+                    "kind {kind:?} belongs on {}, not on {}",
+                    owner.name(),
+                    topic.name()
+                ),
+            ))
+        }
+        None => {
+            return Err(invalid(format!(
+                "kind must be one of {}, got {kind:?}",
+                topic.kinds().join(", ")
+            )))
+        }
+    }
+    let occurred_at = fields.timestamp("occurred_at")?;
+    let mut source = Source {
+        origin: provenance.topic.clone(),
+        partition: Some(provenance.partition),
+        offset: Some(provenance.offset),
+        channel: None,
+        caused_by: None,
+    };
+    if kind == "stock_level_changed" {
+        let sku = fields.string("sku")?;
+        let body = EventBody::StockLevelChanged {
+            sku: sku.clone(),
+            warehouse: fields.string("warehouse")?,
+            on_hand: fields.integer("on_hand", 0)?,
+        };
+        return Ok(Event::fact(EntityKey::Stock(sku), occurred_at, source, body));
+    }
+    let order_id = order_id(&fields)?;
+    source.channel = Some(order_id.channel());
+    let body = order_body(&kind, &fields)?;
+    Ok(Event::fact(
+        EntityKey::Order(order_id),
+        occurred_at,
+        source,
+        body,
+    ))
+}
+
+fn order_id(fields: &Fields<'_>) -> Result<OrderId, Rejection> {
+    let channel: Channel = fields
+        .string("channel")?
+        .parse()
+        .map_err(|error| invalid(format!("channel: {error}")))?;
+    let platform_order_id = fields.string("platform_order_id")?;
+    OrderId::new(channel, &platform_order_id).map_err(|_| {
+        invalid(format!(
+            "platform_order_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-', got {platform_order_id:?}"
+        ))
+    })
+}
+
+fn order_body(kind: &str, fields: &Fields<'_>) -> Result<EventBody, Rejection> {
+    Ok(match kind {
+        "order_placed" => EventBody::OrderPlaced(order_placed(fields)?),
+        "order_cancelled" => EventBody::OrderCancelled {
+            reason: fields.optional_string("reason")?,
+        },
+        "order_completed" => EventBody::OrderCompleted,
+        "payment_captured" => EventBody::PaymentCaptured {
+            payment_id: fields.string("payment_id")?,
+            amount_fen: fields.integer("amount_fen", 1)?,
+            method: fields.string("method")?,
+        },
+        "payment_failed" => EventBody::PaymentFailed {
+            payment_id: fields.string("payment_id")?,
+            reason: fields.string("reason")?,
+        },
+        "payment_refunded" => EventBody::PaymentRefunded {
+            refund_id: fields.string("refund_id")?,
+            amount_fen: fields.integer("amount_fen", 1)?,
+            reason: fields.optional_string("reason")?,
+        },
+        "shipment_dispatched" => EventBody::ShipmentDispatched {
+            carrier: fields.string("carrier")?,
+            tracking_no: fields.string("tracking_no")?,
+            warehouse: fields.string("warehouse")?,
+        },
+        "shipment_delivered" => EventBody::ShipmentDelivered {
+            carrier: fields.string("carrier")?,
+            tracking_no: fields.string("tracking_no")?,
+        },
+        "shipment_returned" => EventBody::ShipmentReturned {
+            carrier: fields.string("carrier")?,
+            tracking_no: fields.string("tracking_no")?,
+            warehouse: fields.string("warehouse")?,
+            reason: fields.optional_string("reason")?,
+        },
+        other => return Err(invalid(format!("kind {other:?} is not an order fact"))),
+    })
+}
+
+fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
+    let address = fields.object("address")?;
+    let address = Address {
+        province: address.text("province")?,
+        city: address.text("city")?,
+        district: address.text("district")?,
+        detail: address.text("detail")?,
+    };
+    let lines = order_lines(fields)?;
+    let discount_fen = fields.integer_or("discount_fen", 0)?;
+    let shipping_fen = fields.integer_or("shipping_fen", 0)?;
+    let total_fen = fields.integer("total_fen", 0)?;
+    let goods_fen = lines.iter().try_fold(0u64, |sum, line| {
+        u64::from(line.qty)
+            .checked_mul(line.unit_price_fen)
+            .and_then(|amount| sum.checked_add(amount))
+    });
+    let expected = goods_fen
+        .and_then(|goods| goods.checked_add(shipping_fen))
+        .and_then(|gross| gross.checked_sub(discount_fen));
+    if expected != Some(total_fen) {
+        return Err(invalid(format!(
+            "total_fen {total_fen} does not equal the lines ({}) - discount_fen {discount_fen} + shipping_fen {shipping_fen}",
+            goods_fen.map_or_else(|| "overflowing".to_string(), |goods| goods.to_string())
+        )));
+    }
+    let invoice = match fields.get("invoice") {
+        None => None,
+        Some(_) => {
+            let invoice = fields.object("invoice")?;
+            let kind = match invoice.string("kind")?.as_str() {
+                "personal" => InvoiceKind::Personal,
+                "company" => InvoiceKind::Company,
+                other => {
+                    return Err(invalid(format!(
+                        "invoice.kind must be \"personal\" or \"company\", got {other:?}"
+                    )))
+                }
+            };
+            Some(Invoice {
+                kind,
+                title: invoice.text("title")?,
+                tax_id: invoice.optional_string("tax_id")?,
+            })
+        }
+    };
+    Ok(OrderPlaced {
+        buyer_id: fields.string("buyer_id")?,
+        phone: normalise_phone(&fields.text("phone")?),
+        address,
+        lines,
+        discount_fen,
+        shipping_fen,
+        total_fen,
+        payment_method: fields.string("payment_method")?,
+        coupon_type: fields.optional_string("coupon_type")?,
+        invoice,
+    })
+}
+
+fn order_lines(fields: &Fields<'_>) -> Result<Vec<OrderLine>, Rejection> {
+    let value = fields.required("lines")?;
+    let items = value.as_array().ok_or_else(|| {
+        invalid(format!("lines must be an array, got {}", shown(value)))
+    })?;
+    if items.is_empty() || items.len() > MAX_LINES {
+        return Err(invalid(format!(
+            "lines must have 1 to {MAX_LINES} items, got {}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let line = match item {
+                Value::Object(map) => Fields {
+                    map,
+                    path: format!("lines[{index}]."),
+                },
+                other => {
+                    return Err(invalid(format!(
+                        "lines[{index}] must be an object, got {}",
+                        shown(other)
+                    )))
+                }
+            };
+            let qty = line.integer("qty", 1)?;
+            Ok(OrderLine {
+                sku: line.string("sku")?,
+                category: line.string("category")?,
+                qty: u32::try_from(qty)
+                    .map_err(|_| invalid(format!("lines[{index}].qty {qty} is too large")))?,
+                unit_price_fen: line.integer("unit_price_fen", 0)?,
+            })
+        })
+        .collect()
+}
+
+/// Keeps digits only and drops the mainland country code, so `+86 138-0013-8000` and
+/// `13800138000` are the same phone.
+fn normalise_phone(raw: &str) -> String {
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    let national = digits
+        .strip_prefix("0086")
+        .or_else(|| digits.strip_prefix("86").filter(|rest| rest.len() == 11))
+        .unwrap_or(&digits);
+    national.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_normalised() {
+        assert_eq!(normalise_phone("+86 138-0013-8000"), "13800138000");
+        assert_eq!(normalise_phone("0086 13800138000"), "13800138000");
+        assert_eq!(normalise_phone("13800138000"), "13800138000");
+        assert_eq!(normalise_phone("8613800138000"), "13800138000");
+    }
+}

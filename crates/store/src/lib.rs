@@ -1,1 +1,141 @@
-//! placeholder
+//! Local state of the consumers: a rebuildable cache of the order event log.
+//!
+//! The state consumer keeps, per log partition, the folded entities and a checkpoint (the next
+//! log offset to apply). Entities and checkpoints are written in one atomic batch, so after a
+//! crash the store is exactly "the log folded up to the checkpoint" and reading resumes there.
+//! Because the log is the truth, losing the store costs a replay, never data.
+//!
+//! [`StateStore`] is the contract; [`SledStore`] the implementation. `contract_tests` holds
+//! the behaviour any implementation must show.
+
+mod dedup;
+mod sled_store;
+
+use std::collections::BTreeMap;
+
+use orderflow_domain::{Entity, EntityKey};
+use sha2::{Digest, Sha256};
+
+pub use dedup::DedupIndex;
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store at {path} could not be opened: {source} (is another consumer using it?)")]
+    Open { path: String, source: sled::Error },
+    #[error("state store I/O failed: {0}")]
+    Io(#[from] sled::Error),
+    #[error("state store is corrupt: {0}; delete it and let the consumer rebuild it from the log")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether a retry may succeed. Corruption never heals by itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Io(_))
+    }
+}
+
+/// Everything one processed batch changes, applied atomically.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub entities: BTreeMap<(i32, EntityKey), Entity>,
+    /// Per partition, the next log offset to read once this batch is durable.
+    pub checkpoints: BTreeMap<i32, i64>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty() && self.checkpoints.is_empty()
+    }
+}
+
+/// A digest of one partition's folded state: equal digests mean byte-identical state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDigest {
+    pub partition: i32,
+    /// The log offset the state was folded up to (exclusive).
+    pub checkpoint: i64,
+    pub entities: u64,
+    pub sha256: String,
+}
+
+pub trait StateStore {
+    fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError>;
+    fn checkpoint(&self, partition: i32) -> Result<Option<i64>, StoreError>;
+    /// Every partition the store holds state for, with its checkpoint.
+    fn checkpoints(&self) -> Result<BTreeMap<i32, i64>, StoreError>;
+    /// Applies the batch atomically: all of it or none of it survives a crash.
+    fn write(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Makes every written batch durable.
+    fn flush(&self) -> Result<(), StoreError>;
+    fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError>;
+    /// All entities of a partition in key order.
+    fn entities(&self, partition: i32) -> Result<Vec<Entity>, StoreError>;
+}
+
+/// Hashes `(key, value)` pairs in the order given, length-prefixed so boundaries can't blur.
+pub(crate) fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in pairs {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key);
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The behaviour every [`StateStore`] must show; run by each implementation's tests.
+#[cfg(test)]
+pub(crate) mod contract_tests {
+    use super::*;
+    use orderflow_domain::{OrderId, OrderState};
+
+    fn order(id: &str, version: u64) -> (EntityKey, Entity) {
+        let order_id: OrderId = id.parse().unwrap();
+        let mut state = OrderState::new(order_id.clone());
+        state.version = version;
+        (EntityKey::Order(order_id), Entity::Order(state))
+    }
+
+    fn batch(partition: i32, next_offset: i64, orders: &[(&str, u64)]) -> Batch {
+        let mut batch = Batch::default();
+        for (id, version) in orders {
+            let (key, entity) = order(id, *version);
+            batch.entities.insert((partition, key), entity);
+        }
+        batch.checkpoints.insert(partition, next_offset);
+        batch
+    }
+
+    pub(crate) fn loads_what_was_written(store: &impl StateStore) {
+        store.write(&batch(1, 10, &[("tmall:A", 1), ("jd:B", 2)])).unwrap();
+        let (key, expected) = order("jd:B", 2);
+        assert_eq!(store.load(1, &key).unwrap(), Some(expected));
+        assert_eq!(store.load(0, &key).unwrap(), None, "partitions are separate");
+        assert_eq!(store.checkpoint(1).unwrap(), Some(10));
+        assert_eq!(store.checkpoint(2).unwrap(), None);
+    }
+
+    pub(crate) fn later_writes_replace_earlier_ones(store: &impl StateStore) {
+        store.write(&batch(0, 5, &[("web:A", 1)])).unwrap();
+        store.write(&batch(0, 6, &[("web:A", 2)])).unwrap();
+        assert_eq!(store.load(0, &order("web:A", 0).0).unwrap().unwrap().version(), 2);
+        assert_eq!(store.checkpoints().unwrap(), BTreeMap::from([(0, 6)]));
+    }
+
+    pub(crate) fn digest_depends_on_content_not_write_order(
+        first: &impl StateStore,
+        second: &impl StateStore,
+    ) {
+        first.write(&batch(2, 3, &[("tmall:A", 1)])).unwrap();
+        first.write(&batch(2, 4, &[("jd:B", 1)])).unwrap();
+        second.write(&batch(2, 4, &[("jd:B", 1), ("tmall:A", 1)])).unwrap();
+        let (a, b) = (first.digest(2).unwrap(), second.digest(2).unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.entities, 2);
+        second.write(&batch(2, 4, &[("jd:B", 2)])).unwrap();
+        assert_ne!(first.digest(2).unwrap().sha256, second.digest(2).unwrap().sha256);
+    }
+}

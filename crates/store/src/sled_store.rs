@@ -1,0 +1,176 @@
+//! The sled implementation of [`StateStore`].
+//!
+//! Layout, one tree: `e/{partition:08x}/{entity key}` → entity JSON, and
+//! `c/{partition:08x}` → next offset (big-endian i64). Fixed-width hex partitions keep a
+//! partition's entities contiguous and in key order, which is what the digest hashes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use orderflow_domain::{Entity, EntityKey};
+
+use crate::{hash_pairs, Batch, PartitionDigest, StateStore, StoreError};
+
+pub struct SledStore {
+    db: sled::Db,
+}
+
+fn entity_prefix(partition: i32) -> Vec<u8> {
+    format!("e/{:08x}/", partition as u32).into_bytes()
+}
+
+fn entity_key(partition: i32, key: &EntityKey) -> Vec<u8> {
+    let mut bytes = entity_prefix(partition);
+    bytes.extend_from_slice(key.to_string().as_bytes());
+    bytes
+}
+
+fn checkpoint_key(partition: i32) -> Vec<u8> {
+    format!("c/{:08x}", partition as u32).into_bytes()
+}
+
+fn decode_offset(bytes: &[u8]) -> Result<i64, StoreError> {
+    let raw: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("checkpoint of {} bytes", bytes.len())))?;
+    Ok(i64::from_be_bytes(raw))
+}
+
+fn decode_entity(bytes: &[u8]) -> Result<Entity, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(SledStore { db })
+    }
+}
+
+impl StateStore for SledStore {
+    fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
+        self.db
+            .get(entity_key(partition, key))?
+            .map(|bytes| decode_entity(&bytes))
+            .transpose()
+    }
+
+    fn checkpoint(&self, partition: i32) -> Result<Option<i64>, StoreError> {
+        self.db
+            .get(checkpoint_key(partition))?
+            .map(|bytes| decode_offset(&bytes))
+            .transpose()
+    }
+
+    fn checkpoints(&self) -> Result<BTreeMap<i32, i64>, StoreError> {
+        let mut found = BTreeMap::new();
+        for item in self.db.scan_prefix(b"c/") {
+            let (key, value) = item?;
+            let partition = std::str::from_utf8(&key[2..])
+                .ok()
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| StoreError::Corrupt("unreadable checkpoint key".into()))?;
+            found.insert(partition as i32, decode_offset(&value)?);
+        }
+        Ok(found)
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        for ((partition, key), entity) in &batch.entities {
+            let bytes = serde_json::to_vec(entity)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            writes.insert(entity_key(*partition, key), bytes);
+        }
+        for (partition, offset) in &batch.checkpoints {
+            writes.insert(checkpoint_key(*partition), &offset.to_be_bytes());
+        }
+        self.db.apply_batch(writes)?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError> {
+        let prefix = entity_prefix(partition);
+        let pairs = self
+            .db
+            .scan_prefix(&prefix)
+            .collect::<Result<Vec<_>, sled::Error>>()?;
+        let sha256 = hash_pairs(
+            pairs
+                .iter()
+                .map(|(key, value)| (&key[prefix.len()..], value.as_ref())),
+        );
+        Ok(PartitionDigest {
+            partition,
+            checkpoint: self.checkpoint(partition)?.unwrap_or(0),
+            entities: pairs.len() as u64,
+            sha256,
+        })
+    }
+
+    fn entities(&self, partition: i32) -> Result<Vec<Entity>, StoreError> {
+        self.db
+            .scan_prefix(entity_prefix(partition))
+            .map(|item| decode_entity(&item?.1))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract_tests;
+
+    fn store() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn loads_what_was_written() {
+        contract_tests::loads_what_was_written(&store().1);
+    }
+
+    #[test]
+    fn later_writes_replace_earlier_ones() {
+        contract_tests::later_writes_replace_earlier_ones(&store().1);
+    }
+
+    #[test]
+    fn digest_depends_on_content_not_write_order() {
+        contract_tests::digest_depends_on_content_not_write_order(&store().1, &store().1);
+    }
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = {
+            let store = SledStore::open(dir.path()).unwrap();
+            contract_tests::loads_what_was_written(&store);
+            store.flush().unwrap();
+            store.digest(1).unwrap()
+        };
+        let reopened = SledStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.digest(1).unwrap(), digest);
+    }
+
+    #[test]
+    fn a_second_opener_gets_a_clear_error() {
+        let (dir, _store) = store();
+        let error = SledStore::open(dir.path()).err().unwrap();
+        assert!(error.to_string().contains("could not be opened"), "{error}");
+    }
+}

@@ -10,8 +10,6 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 TOOLS=$ROOT/.tools
-# Lock fd held by with_lock (closed in spawned daemons so they do not keep the lock).
-LOCK_FD=
 
 log() { printf '%s: %s\n' "${LOG_PREFIX:-broker}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -34,10 +32,8 @@ with_lock() {
   if ! flock -w "${BROKER_LOCK_WAIT:-600}" "$fd"; then
     die "timed out waiting for lock $lockfile"
   fi
-  LOCK_FD=$fd
   "$@"
   exec {fd}>&-
-  LOCK_FD=
 }
 
 # free_ports N : print N distinct free TCP ports on 127.0.0.1, space separated.
@@ -128,7 +124,7 @@ pid_matches() {
 }
 
 # spawn_detached DIR PIDFILE OUTFILE CMD... : start CMD in DIR in its own session, detached from
-# the caller's stdin/stdout/stderr (so `$(script ensure)` returns) and from the lock fd; CMD
+# the caller's stdin/stdout/stderr (so `$(script ensure)` returns) and any other fd; CMD
 # writes its own pid to PIDFILE before exec. Prints the pid.
 spawn_detached() {
   local dir=$1 pidfile=$2 out=$3 deadline
@@ -136,7 +132,13 @@ spawn_detached() {
   need setsid
   rm -f "$pidfile"
   (
-    if [[ -n $LOCK_FD ]]; then exec {LOCK_FD}>&-; fi
+    # close every inherited fd above 2 (our lock, and the caller's pipes: a daemon holding
+    # them would keep the lock or make the caller wait for EOF)
+    local f n
+    for f in /proc/"$BASHPID"/fd/*; do
+      n=${f##*/}
+      if ((n > 2)); then exec {n}>&-; fi
+    done
     cd "$dir" || exit 1
     # shellcheck disable=SC2016 # expanded by the inner bash
     exec setsid bash -c 'echo "$$" >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@"
@@ -220,7 +222,7 @@ broker_pid() { if [[ -s $PIDFILE ]]; then cat "$PIDFILE"; fi; }
 broker_alive() {
   local pid bootstrap
   pid=$(broker_pid)
-  [[ -n $pid && -s $RUN/bootstrap ]] || return 1
+  [[ -n $pid && -s $RUN/bootstrap && $(cat "$RUN/broker" 2>/dev/null) == "$BROKER" ]] || return 1
   pid_matches "$pid" "$(broker_pattern)" || return 1
   bootstrap=$(<"$RUN/bootstrap")
   kafka_probe "${bootstrap%:*}" "${bootstrap##*:}"
@@ -235,7 +237,10 @@ start_once() {
   broker_launch "$port"
   pid=$(broker_pid)
   wait_ready "$pid" "$START_TIMEOUT" kafka_probe 127.0.0.1 "$port" || rc=$?
-  if ((rc == 0)); then echo "127.0.0.1:$port" >"$RUN/bootstrap"; fi
+  if ((rc == 0)); then
+    echo "$BROKER" >"$RUN/broker" # a version bump makes `ensure` restart an older broker
+    echo "127.0.0.1:$port" >"$RUN/bootstrap"
+  fi
   return "$rc"
 }
 

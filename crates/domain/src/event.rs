@@ -139,6 +139,15 @@ impl EventBody {
 }
 
 impl Event {
+    /// The event with personal data masked, for logs and operator output.
+    pub fn masked(&self) -> Event {
+        let mut event = self.clone();
+        if let EventBody::OrderPlaced(order) = &mut event.body {
+            order.mask();
+        }
+        event
+    }
+
     /// Builds a fact from a source with its deterministic id (see `docs/input-contract.md`).
     pub fn fact(key: EntityKey, occurred_at: Timestamp, source: Source, body: EventBody) -> Event {
         let key_text = key.to_string();
@@ -207,6 +216,14 @@ pub struct OrderPlaced {
     pub payment_method: String,
     pub coupon_type: Option<String>,
     pub invoice: Option<Invoice>,
+}
+
+impl OrderPlaced {
+    /// Masks the phone and the street address in place.
+    pub fn mask(&mut self) {
+        self.phone = crate::mask_phone(&self.phone);
+        self.address.detail = crate::mask_detail(&self.address.detail);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

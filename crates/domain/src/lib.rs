@@ -13,6 +13,7 @@ mod entity;
 mod event;
 mod exception;
 mod ids;
+mod mask;
 mod order;
 mod rules;
 mod stock;
@@ -25,6 +26,7 @@ pub use event::{
 pub use exception::{
     ExceptionAction, ExceptionChange, ExceptionKind, ExceptionRecord, Level, Owner, Resolution,
 };
+pub use mask::{mask_detail, mask_phone};
 pub use ids::{Channel, EventId, OrderId, ParseChannelError, ParseOrderIdError};
 pub use order::{
     decide, ApprovalDecision, ApprovalOutcome, Cancellation, FailedPayment, OrderSnapshot,

@@ -1,1 +1,18 @@
-//! placeholder
+//! The Kafka runtime of orderflow: the consumer loop, the intake and state consumers, the
+//! dead-letter output, the log reader, and the operator commands. The domain decides; this
+//! crate moves bytes, makes effects durable, and commits only after they are.
+
+pub mod cli;
+pub mod config;
+pub mod consumer;
+mod error;
+pub mod fold;
+pub mod intake;
+pub mod kafka;
+pub mod logread;
+pub mod ops;
+pub mod output;
+pub mod state;
+pub mod telemetry;
+
+pub use error::RuntimeError;

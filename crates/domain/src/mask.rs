@@ -1,0 +1,36 @@
+//! Personal data as it may appear in logs and operator output: enough to recognise, not to
+//! contact. `13800138000` → `138****8000`.
+
+/// Keeps the first 3 and last 4 digits of a phone number.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+/// Keeps the first two characters of a street address.
+pub fn mask_detail(detail: &str) -> String {
+    let head: String = detail.chars().take(2).collect();
+    if detail.chars().count() <= 2 {
+        "**".to_string()
+    } else {
+        format!("{head}****")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_phone_and_address() {
+        assert_eq!(mask_phone("13800138000"), "138****8000");
+        assert_eq!(mask_phone("123"), "***");
+        assert_eq!(mask_detail("文三路 478 号"), "文三****");
+        assert_eq!(mask_detail("x"), "**");
+    }
+}

@@ -1,0 +1,334 @@
+//! Entry points of the binaries: parse arguments, load config, run, and turn any error into
+//! one plain sentence on stderr and a non-zero exit code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use orderflow_domain::OrderId;
+use orderflow_schema::InputTopic;
+
+use crate::config::Config;
+use crate::consumer::shutdown_signal;
+use crate::logread::Until;
+use crate::{intake, ops, state, telemetry, RuntimeError};
+
+/// Exit code for a bad argument or configuration.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "A consumer of the orderflow pipeline")]
+struct ConsumerArgs {
+    /// Config file (TOML); environment variables override it.
+    #[arg(long, env = "ORDERFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Distinguishes copies of this consumer on one host: each keeps its own local store.
+    #[arg(long, env = "ORDERFLOW_INSTANCE", default_value = "0")]
+    instance: String,
+}
+
+/// Which consumer a binary runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Role {
+    Intake(InputTopic),
+    State,
+}
+
+/// `main` of the consumer binaries.
+pub fn consumer_main(role: Role) -> ExitCode {
+    let args = ConsumerArgs::parse();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    telemetry::init_logs(config.telemetry.log_format);
+    run_async(async {
+        telemetry::init_metrics(&config.telemetry)?;
+        match role {
+            Role::Intake(input) => intake::run(&config, input, &args.instance, shutdown_signal()).await,
+            Role::State => state::run(&config, &args.instance, shutdown_signal()).await,
+        }
+    })
+}
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Operate an orderflow deployment")]
+struct OperatorArgs {
+    /// Config file (TOML); environment variables override it.
+    #[arg(long, global = true, env = "ORDERFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage topics.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Rebuild the state store from `order-events` offset 0 into a fresh store and print its digest.
+    Replay {
+        /// Directory of the fresh store (must not exist or be empty); a temporary one if omitted.
+        #[arg(long)]
+        into: Option<PathBuf>,
+        /// Compare with the live store (replayed up to its checkpoints); exit 1 on any difference.
+        #[arg(long)]
+        verify: bool,
+        /// The live store to verify against; the state consumer owning it must be stopped.
+        #[arg(long, requires = "verify")]
+        store: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Produce JSON-lines records (`{"topic":"in.orders","key":..,"value":{..}}`) to the input topics.
+    Feed {
+        /// The file to read; `-` for stdin.
+        file: PathBuf,
+    },
+    /// Print the latest state of every order and the exception and dead-letter counts.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an order's full timeline (every event, its source and time) and current state.
+    Inspect {
+        /// The order id, `channel:platform_order_id`, e.g. `tmall:3921847562019384756`.
+        order_id: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsAction {
+    /// Create every topic with the configured partitions (existing ones are kept).
+    Create,
+}
+
+/// `main` of the `orderflow` operator CLI.
+pub fn operator_main() -> ExitCode {
+    let args = OperatorArgs::parse();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    telemetry::init_logs(config.telemetry.log_format);
+    let outcome = run_async(async {
+        match args.command {
+            Command::Topics { action: TopicsAction::Create } => ops::topics_create(&config).await,
+            Command::Replay { into, verify, store, json } => replay(&config, into, verify, store, json).await,
+            Command::Feed { file } => {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())
+                } else {
+                    std::fs::read_to_string(&file)
+                }
+                .map_err(|error| RuntimeError::Config(format!("feed file {}: {error}", file.display())))?;
+                let sent = ops::feed(&config, &text).await?;
+                println!("fed {sent} records");
+                Ok(())
+            }
+            Command::Status { json } => {
+                let summary = ops::summary(&config).await?;
+                if json {
+                    print_json(&summary)
+                } else {
+                    print_summary(&summary);
+                    Ok(())
+                }
+            }
+            Command::Inspect { order_id, json } => {
+                let order_id: OrderId = order_id
+                    .parse()
+                    .map_err(|error| RuntimeError::Config(format!("order id: {error}")))?;
+                let inspection = ops::inspect(&config, &order_id).await?;
+                if inspection.timeline.is_empty() {
+                    return Err(RuntimeError::Config(format!("order {order_id} has no events in the log")));
+                }
+                print_inspection(&inspection, json)
+            }
+        }
+    });
+    outcome
+}
+
+async fn replay(
+    config: &Config,
+    into: Option<PathBuf>,
+    verify: bool,
+    store: Option<PathBuf>,
+    json: bool,
+) -> Result<(), RuntimeError> {
+    let scratch = tempdir_or(into)?;
+    if verify {
+        let live_dir = store.unwrap_or_else(|| state::store_dir(config, "0"));
+        let (replayed, live) = ops::verify(config, &live_dir, scratch.path()).await?;
+        let differing: Vec<i32> = live
+            .iter()
+            .zip(&replayed.partitions)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.partition)
+            .collect();
+        if json {
+            print_json(&serde_json::json!({"replay": replayed, "live": live, "differing_partitions": differing}))?;
+        } else {
+            print_digests("replayed", &replayed.partitions);
+            print_digests("live", &live);
+            println!("replayed {} events in {:.2}s", replayed.events, replayed.seconds);
+        }
+        if differing.is_empty() && live.len() == replayed.partitions.len() {
+            println!("verify: OK, live store equals the replay of the log ({})", replayed.digest);
+            Ok(())
+        } else {
+            Err(RuntimeError::Fatal(format!(
+                "verify: live store differs from the replay of the log in partitions {differing:?}"
+            )))
+        }
+    } else {
+        let report = ops::replay(config, scratch.path(), Until::End { quiet: ops::END_QUIET }).await?;
+        if json {
+            print_json(&report)?;
+        } else {
+            print_digests("replayed", &report.partitions);
+            println!(
+                "replayed {} events in {:.2}s ({:.0} events/s) into {}",
+                report.events,
+                report.seconds,
+                report.events as f64 / report.seconds.max(1e-9),
+                scratch.path().display()
+            );
+            println!("digest {}", report.digest);
+        }
+        Ok(())
+    }
+}
+
+/// A fresh directory: the one given, or a temporary one that is removed afterwards.
+enum Scratch {
+    Given(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl Scratch {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Scratch::Given(path) => path,
+            Scratch::Temporary(dir) => dir.path(),
+        }
+    }
+}
+
+fn tempdir_or(into: Option<PathBuf>) -> Result<Scratch, RuntimeError> {
+    match into {
+        Some(path) => Ok(Scratch::Given(path)),
+        None => tempfile::tempdir()
+            .map(Scratch::Temporary)
+            .map_err(|error| RuntimeError::Fatal(format!("creating a temporary directory: {error}"))),
+    }
+}
+
+fn print_digests(label: &str, lines: &[ops::DigestLine]) {
+    for line in lines {
+        println!(
+            "{label:>8} partition {:>3}  offset {:>9}  entities {:>7}  sha256 {}",
+            line.partition, line.checkpoint, line.entities, line.sha256
+        );
+    }
+}
+
+fn print_summary(summary: &ops::Summary) {
+    println!("{:<34} {:<22} {:>8} {:>10} {:>10}  open exceptions", "order", "status", "version", "total_fen", "paid_fen");
+    for (order_id, state) in &summary.orders {
+        let open: Vec<&str> = state["open_exceptions"]
+            .as_array()
+            .map(|list| list.iter().filter_map(|e| e["code"].as_str()).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<34} {:<22} {:>8} {:>10} {:>10}  {}",
+            order_id,
+            state["status"].as_str().unwrap_or("?"),
+            state["version"],
+            state["total_fen"],
+            state["paid_fen"],
+            open.join(", ")
+        );
+    }
+    let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
+    for state in summary.orders.values() {
+        *by_status.entry(state["status"].as_str().unwrap_or("?")).or_insert(0) += 1;
+    }
+    println!("orders by status: {by_status:?}");
+    println!(
+        "exceptions raised: {:?} ({} still open)",
+        summary.exceptions_raised, summary.exceptions_open
+    );
+    println!(
+        "dead letters: {} {:?}",
+        summary.dead_letters.values().sum::<u64>(),
+        summary.dead_letters
+    );
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), RuntimeError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), RuntimeError> {
+    if json {
+        return print_json(inspection);
+    }
+    println!("order {}", inspection.order_id);
+    println!("timeline ({} events in the log):", inspection.timeline.len());
+    for entry in &inspection.timeline {
+        let event = &entry.event;
+        let source = match (event.source.partition, event.source.offset) {
+            (Some(p), Some(o)) => format!("{}[{p}]@{o}", event.source.origin),
+            _ => event.source.origin.clone(),
+        };
+        println!(
+            "  {}  {:<24} {:<34} log[{}]@{}{}  id {}",
+            event.occurred_at.format("%Y-%m-%d %H:%M:%S"),
+            event.body.kind(),
+            source,
+            entry.partition,
+            entry.offset,
+            if entry.counted { "" } else { "  (duplicate, ignored)" },
+            event.event_id
+        );
+    }
+    if let Some(state) = &inspection.state {
+        println!("current state:");
+        let text = serde_json::to_string_pretty(&state.snapshot())
+            .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))?;
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn run_async(work: impl std::future::Future<Output = Result<(), RuntimeError>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&RuntimeError::Fatal(format!("starting the async runtime: {error}"))),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &RuntimeError) -> ExitCode {
+    eprintln!("error: {error}");
+    match error {
+        RuntimeError::Config(_) => ExitCode::from(EXIT_USAGE),
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,239 @@
+//! The loop every consumer binary runs: take a batch, let the handler make its effects
+//! durable, then store the batch's offsets for the next commit.
+//!
+//! Offsets are stored only after the handler returned Ok, i.e. after its outputs were
+//! acknowledged by the broker and its local state written (rust-rdkafka's at-least-once
+//! pattern); duplicates that at-least-once allows are absorbed by event ids downstream.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer,
+};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::kafka::client_config;
+use crate::RuntimeError;
+
+/// Where a partition should start when this instance is given it: the local store's
+/// checkpoint for the state consumer, the group's committed offset (`None`) for intake.
+pub trait StartPosition: Send + Sync + 'static {
+    fn start_offset(&self, partition: i32) -> Option<i64>;
+}
+
+/// Intake consumers keep no per-partition state: they resume at the committed offset.
+pub struct Committed;
+
+impl StartPosition for Committed {
+    fn start_offset(&self, _partition: i32) -> Option<i64> {
+        None
+    }
+}
+
+pub struct Context<P> {
+    start: P,
+    /// Bumped on every assignment, so handlers know to refresh what they know of partitions.
+    pub generation: Arc<AtomicU64>,
+}
+
+impl<P: StartPosition> ClientContext for Context<P> {}
+
+impl<P: StartPosition> ConsumerContext for Context<P> {
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                for (topic, partition) in partitions {
+                    if let Some(offset) = self.start.start_offset(partition) {
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                    }
+                }
+                info!(partitions = ?partition_list(tpl), "partitions assigned");
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                if let Err(error) = base_consumer.assign(tpl) {
+                    warn!(%error, "assigning partitions failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = ?partition_list(tpl), "partitions revoked");
+                // Offsets stored for finished batches go to the group before another owner
+                // starts, so it doesn't redo them.
+                if let Err(error) = base_consumer.commit_consumer_state(CommitMode::Sync) {
+                    if error.rdkafka_error_code()
+                        != Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+                    {
+                        warn!(%error, "commit before revoke failed");
+                    }
+                }
+                if let Err(error) = base_consumer.unassign() {
+                    warn!(%error, "unassigning partitions failed");
+                }
+            }
+            other => warn!(error = ?other, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::NoOffset) {
+                warn!(%error, "offset commit failed");
+            }
+        }
+    }
+}
+
+fn partition_list(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// A consumer group member on one topic.
+pub fn subscribe<P: StartPosition>(
+    config: &Config,
+    group: &str,
+    topic: &str,
+    start: P,
+) -> Result<(StreamConsumer<Context<P>>, Arc<AtomicU64>), RuntimeError> {
+    let generation = Arc::new(AtomicU64::new(0));
+    let consumer: StreamConsumer<Context<P>> = client_config(&config.kafka)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("session.timeout.ms", config.kafka.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (config.kafka.session_timeout_ms / 3).max(100).to_string(),
+        )
+        .set("fetch.queue.backoff.ms", "10")
+        .create_with_context(Context {
+            start,
+            generation: Arc::clone(&generation),
+        })
+        .map_err(RuntimeError::kafka("creating consumer"))?;
+    consumer
+        .subscribe(&[topic])
+        .map_err(RuntimeError::kafka(format!("subscribing to {topic}")))?;
+    Ok((consumer, generation))
+}
+
+/// What a consumer does with a batch. Returning Ok means every effect of the batch is
+/// durable; the loop then stores the offsets.
+pub trait BatchHandler {
+    fn handle<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+        batch: &[OwnedMessage],
+    ) -> impl Future<Output = Result<(), RuntimeError>>;
+}
+
+/// Runs until `shutdown` resolves, then finishes the batch in hand and commits.
+pub async fn run<C, H>(
+    name: &str,
+    consumer: &StreamConsumer<C>,
+    max_batch: usize,
+    handler: &mut H,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError>
+where
+    C: ConsumerContext + 'static,
+    H: BatchHandler,
+{
+    let mut stream = consumer.stream().ready_chunks(max_batch);
+    tokio::pin!(shutdown);
+    loop {
+        let chunk = tokio::select! {
+            _ = &mut shutdown => break,
+            chunk = stream.next() => chunk,
+        };
+        let Some(chunk) = chunk else { break };
+        let mut batch = Vec::with_capacity(chunk.len());
+        for result in chunk {
+            match result {
+                Ok(message) => batch.push(message.detach()),
+                // Fetch errors (broker restarting, partition moving) are retried by the
+                // client; they are reported, not fatal.
+                Err(error) => warn!(consumer = name, %error, "consume error"),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        handler.handle(consumer, &batch).await?;
+        store_offsets(consumer, &batch);
+        metrics::histogram!("orderflow_batch_duration_seconds", "consumer" => name.to_string())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("orderflow_records_received_total", "consumer" => name.to_string())
+            .increment(batch.len() as u64);
+    }
+    info!(consumer = name, "draining: committing offsets");
+    drop(stream);
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        Err(error) if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => {}
+        Err(error) => warn!(consumer = name, %error, "final commit failed"),
+    }
+    Ok(())
+}
+
+/// Stores the last offset done per partition; librdkafka commits the one after it.
+fn store_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) {
+    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in batch {
+        let entry = last
+            .entry((message.topic(), message.partition()))
+            .or_insert(message.offset());
+        *entry = (*entry).max(message.offset());
+    }
+    for ((topic, partition), offset) in last {
+        // Fails only if the partition was revoked meanwhile; its new owner redoes the
+        // batch, which the event ids make harmless.
+        if let Err(error) = consumer.store_offset(topic, partition, offset) {
+            warn!(topic, partition, offset, %error, "storing offset failed");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

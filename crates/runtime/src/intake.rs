@@ -1,0 +1,139 @@
+//! An intake consumer: reads one input topic, validates, normalises and dedupes each record,
+//! appends canonical events to the order event log and dead-letters what it can't accept.
+
+use std::collections::HashSet;
+
+use orderflow_domain::EventId;
+use orderflow_schema::{decode, InputTopic, Provenance, Rejection, RejectionKind};
+use orderflow_store::DedupIndex;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use tracing::{debug, info, info_span, Instrument};
+
+use crate::config::Config;
+use crate::consumer::{self, BatchHandler, Committed};
+use crate::kafka::{producer, Topics};
+use crate::output::{deliver, DeadLetter, Output};
+use crate::RuntimeError;
+
+pub struct Intake {
+    name: String,
+    input: InputTopic,
+    topics: Topics,
+    producer: FutureProducer,
+    dedup: DedupIndex,
+}
+
+/// The consumer name (and group id) of an input domain: `orderflow-payments`.
+pub fn consumer_name(input: InputTopic) -> String {
+    format!("orderflow-{}", input.domain())
+}
+
+pub async fn run(
+    config: &Config,
+    input: InputTopic,
+    instance: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RuntimeError> {
+    let name = consumer_name(input);
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let store_dir = config.store.data_dir.join(format!("{name}-{instance}"));
+    let dedup = DedupIndex::open(&store_dir)?;
+    let mut intake = Intake {
+        name: name.clone(),
+        input,
+        topics: topics.clone(),
+        producer: producer(&config.kafka)?,
+        dedup,
+    };
+    let source = topics.name(input.name());
+    let group = format!("{}{name}", config.kafka.topic_prefix);
+    let (consumer, _) = consumer::subscribe(config, &group, &source, Committed)?;
+    info!(consumer = %name, topic = %source, store = %store_dir.display(), "intake started");
+    consumer::run(&name, &consumer, config.consumer.max_batch, &mut intake, shutdown).await
+}
+
+impl BatchHandler for Intake {
+    async fn handle<C: ConsumerContext>(&mut self, _consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) -> Result<(), RuntimeError> {
+        let span = info_span!("intake_batch", consumer = %self.name, records = batch.len());
+        async {
+            let log_topic = self.topics.order_events();
+            let dlq_topic = self.topics.dlq();
+            let mut outputs = Vec::with_capacity(batch.len());
+            let mut appended: Vec<EventId> = Vec::new();
+            let mut in_batch: HashSet<EventId> = HashSet::new();
+            for message in batch {
+                let provenance = Provenance {
+                    topic: message.topic().to_string(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                };
+                let content_type = message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|header| header.key.eq_ignore_ascii_case("content-type"))
+                        .and_then(|header| header.value)
+                });
+                let payload = message.payload().unwrap_or_default();
+                let decoded = if message.payload().is_none() {
+                    Err(Rejection {
+                        kind: RejectionKind::InvalidField,
+                        message: "value is empty (a tombstone is not an input fact)".into(),
+                    })
+                } else {
+                    decode(self.input, &provenance, content_type, payload)
+                };
+                match decoded {
+                    Ok(event) => {
+                        let fresh = in_batch.insert(event.event_id.clone())
+                            && !self.dedup.contains(&event.event_id)?;
+                        debug!(order_id = %event.key, kind = event.body.kind(), event_id = %event.event_id,
+                            topic = %provenance.topic, partition = provenance.partition,
+                            offset = provenance.offset, fresh, "input record");
+                        if !fresh {
+                            metrics::counter!("orderflow_duplicates_dropped_total",
+                                "consumer" => self.name.clone(), "stage" => "intake").increment(1);
+                            continue;
+                        }
+                        metrics::counter!("orderflow_events_appended_total",
+                            "consumer" => self.name.clone(), "kind" => event.body.kind()).increment(1);
+                        let payload = serde_json::to_vec(&event)
+                            .map_err(|error| RuntimeError::Fatal(format!("encoding an event: {error}")))?;
+                        outputs.push(Output {
+                            topic: log_topic.clone(),
+                            key: event.key.to_string().into_bytes(),
+                            payload,
+                            headers: vec![("content-type", b"application/json".to_vec())],
+                        });
+                        appended.push(event.event_id);
+                    }
+                    Err(rejection) => {
+                        info!(topic = %provenance.topic, partition = provenance.partition,
+                            offset = provenance.offset, error_type = rejection.kind.as_str(),
+                            reason = %rejection.message, "record dead-lettered");
+                        outputs.push(
+                            DeadLetter {
+                                dlq_topic: &dlq_topic,
+                                consumer: &self.name,
+                                source_topic: &provenance.topic,
+                                partition: provenance.partition,
+                                offset: provenance.offset,
+                                key: message.key(),
+                                payload,
+                            }
+                            .output(&rejection),
+                        );
+                    }
+                }
+            }
+            deliver(&self.producer, &outputs).await?;
+            // Remembered only once the log has them; a crash before this line lets a
+            // redelivery append them again, and the fold drops the copies.
+            self.dedup.insert_all(appended.iter())?;
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+}

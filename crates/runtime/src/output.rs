@@ -1,0 +1,98 @@
+//! Records to produce, as values: handlers build them, [`deliver`] sends them and waits until
+//! the broker has every one, which is when the inputs behind them may be committed.
+
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use orderflow_schema::Rejection;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::RuntimeError;
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub topic: String,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Header names of a dead letter: Kafka Connect's, so existing DLQ tooling reads them.
+pub mod dlq_headers {
+    pub const TOPIC: &str = "__connect.errors.topic";
+    pub const PARTITION: &str = "__connect.errors.partition";
+    pub const OFFSET: &str = "__connect.errors.offset";
+    pub const CLASS: &str = "__connect.errors.exception.class.name";
+    pub const MESSAGE: &str = "__connect.errors.exception.message";
+    pub const CONNECTOR: &str = "__connect.errors.connector.name";
+    pub const ORIGINAL_KEY: &str = "__orderflow.errors.original.key";
+    pub const FAILED_AT: &str = "__orderflow.errors.failed_at";
+}
+
+/// Where a rejected record came from and what it was.
+pub struct DeadLetter<'a> {
+    pub dlq_topic: &'a str,
+    pub consumer: &'a str,
+    pub source_topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+impl DeadLetter<'_> {
+    /// The original bytes, unchanged, with the reason and provenance in headers.
+    pub fn output(&self, rejection: &Rejection) -> Output {
+        use dlq_headers::*;
+        let mut headers = vec![
+            (TOPIC, self.source_topic.as_bytes().to_vec()),
+            (PARTITION, self.partition.to_string().into_bytes()),
+            (OFFSET, self.offset.to_string().into_bytes()),
+            (CLASS, rejection.kind.as_str().as_bytes().to_vec()),
+            (MESSAGE, rejection.message.clone().into_bytes()),
+            (CONNECTOR, self.consumer.as_bytes().to_vec()),
+            (FAILED_AT, chrono::Utc::now().to_rfc3339().into_bytes()),
+        ];
+        if let Some(key) = self.key {
+            headers.push((ORIGINAL_KEY, key.to_vec()));
+        }
+        metrics::counter!("orderflow_dlq_records_total",
+            "consumer" => self.consumer.to_string(), "error_type" => rejection.kind.as_str())
+        .increment(1);
+        Output {
+            topic: self.dlq_topic.to_string(),
+            key: self.source_topic.as_bytes().to_vec(),
+            payload: self.payload.to_vec(),
+            headers,
+        }
+    }
+}
+
+/// Sends every output and waits for the broker to acknowledge all of them. Per-key order is
+/// kept by the idempotent producer; a failure here means nothing of the batch is committed.
+pub async fn deliver(producer: &FutureProducer, outputs: &[Output]) -> Result<(), RuntimeError> {
+    let sends = outputs.iter().map(|output| {
+        let headers = output
+            .headers
+            .iter()
+            .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            });
+        let record = FutureRecord::to(&output.topic)
+            .key(&output.key)
+            .payload(&output.payload)
+            .headers(headers);
+        producer.send(record, Duration::from_secs(30))
+    });
+    try_join_all(sends)
+        .await
+        .map_err(|(source, _)| RuntimeError::Kafka {
+            context: "producing a batch".into(),
+            source,
+        })?;
+    Ok(())
+}

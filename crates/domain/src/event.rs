@@ -107,6 +107,60 @@ impl EventBody {
         }
     }
 
+    /// One line for people: what the fact says, personal data masked.
+    pub fn describe(&self) -> String {
+        match self {
+            EventBody::OrderPlaced(order) => format!(
+                "buyer {} phone {} {}{}{} {} lines total {} fen via {}",
+                order.buyer_id,
+                crate::mask_phone(&order.phone),
+                order.address.province,
+                order.address.city,
+                order.address.district,
+                order.lines.len(),
+                order.total_fen,
+                order.payment_method
+            ),
+            EventBody::OrderCancelled { reason } => {
+                format!("reason {}", reason.as_deref().unwrap_or("-"))
+            }
+            EventBody::OrderCompleted => String::new(),
+            EventBody::PaymentCaptured {
+                payment_id,
+                amount_fen,
+                method,
+            } => format!("{payment_id} {amount_fen} fen via {method}"),
+            EventBody::PaymentFailed { payment_id, reason } => format!("{payment_id}: {reason}"),
+            EventBody::PaymentRefunded {
+                refund_id,
+                amount_fen,
+                ..
+            } => format!("{refund_id} {amount_fen} fen"),
+            EventBody::ShipmentDispatched {
+                carrier,
+                tracking_no,
+                warehouse,
+            } => format!("{carrier} {tracking_no} from {warehouse}"),
+            EventBody::ShipmentDelivered {
+                carrier,
+                tracking_no,
+            } => format!("{carrier} {tracking_no}"),
+            EventBody::ShipmentReturned {
+                carrier,
+                tracking_no,
+                warehouse,
+                ..
+            } => format!("{carrier} {tracking_no} back to {warehouse}"),
+            EventBody::StockLevelChanged {
+                warehouse, on_hand, ..
+            } => format!("{on_hand} on hand in {warehouse}"),
+            EventBody::OrderAutoApproved(rule) | EventBody::ManualReviewRequired(rule) => format!(
+                "rule {} (auto-approve below {} fen)",
+                rule.rule_version, rule.threshold_fen
+            ),
+        }
+    }
+
     /// The fields beyond the order that identify this fact: a retry of the same fact repeats
     /// them, a different fact differs in at least one.
     fn identity(&self) -> Vec<&str> {

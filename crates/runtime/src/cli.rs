@@ -295,13 +295,14 @@ fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), Runt
             _ => event.source.origin.clone(),
         };
         println!(
-            "  {}  {:<24} {:<34} log[{}]@{}{}  id {}",
-            event.occurred_at.format("%Y-%m-%d %H:%M:%S"),
+            "  {}  {:<24} {}{}\n      source {}  log[{}]@{}  id {}",
+            event.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
             event.body.kind(),
+            event.body.describe(),
+            if entry.counted { "" } else { "  (duplicate, ignored)" },
             source,
             entry.partition,
             entry.offset,
-            if entry.counted { "" } else { "  (duplicate, ignored)" },
             event.event_id
         );
     }

@@ -141,3 +141,34 @@ pub fn header<'a>(headers: Option<&'a rdkafka::message::BorrowedHeaders>, name: 
 
 /// Partition → offset, as kept per batch.
 pub type Offsets = HashMap<(String, i32), i64>;
+
+/// Retries a blocking broker call with exponential backoff while its error is transient
+/// (leader moving, coordinator loading, broker restarting), for at most 30 s; a permanent
+/// error stops at once.
+pub fn with_retries<T>(
+    context: &str,
+    mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> Result<T, RuntimeError> {
+    let policy = backoff::ExponentialBackoff {
+        initial_interval: Duration::from_millis(50),
+        max_interval: Duration::from_secs(2),
+        max_elapsed_time: Some(Duration::from_secs(30)),
+        ..backoff::ExponentialBackoff::default()
+    };
+    backoff::retry(policy, || {
+        call().map_err(|source| {
+            let error = RuntimeError::Kafka {
+                context: context.to_string(),
+                source,
+            };
+            if error.is_retryable() {
+                backoff::Error::transient(error)
+            } else {
+                backoff::Error::permanent(error)
+            }
+        })
+    })
+    .map_err(|error| match error {
+        backoff::Error::Permanent(error) | backoff::Error::Transient { err: error, .. } => error,
+    })
+}

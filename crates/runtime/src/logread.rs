@@ -13,7 +13,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
-use crate::kafka::client_config;
+use crate::kafka::{client_config, with_retries};
 use crate::RuntimeError;
 
 /// Where to stop.
@@ -42,9 +42,9 @@ pub async fn read_topic(
         .set("fetch.queue.backoff.ms", "10")
         .create()
         .map_err(RuntimeError::kafka("creating log reader"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(RuntimeError::kafka(format!("reading metadata of {topic}")))?;
+    let metadata = with_retries(&format!("reading metadata of {topic}"), || {
+        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
+    })?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -60,9 +60,9 @@ pub async fn read_topic(
     let quiet = match &until {
         Until::End { quiet } => {
             for partition in &partitions {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, *partition, Duration::from_secs(10))
-                    .map_err(RuntimeError::kafka(format!("reading watermarks of {topic}")))?;
+                let (_, high) = with_retries(&format!("reading watermarks of {topic}"), || {
+                    consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))
+                })?;
                 goal.insert(*partition, high);
             }
             Some(*quiet)

@@ -24,7 +24,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
 use crate::fold::{decode_log_record, Applied, Fold};
-use crate::kafka::{producer, Topics};
+use crate::kafka::{producer, with_retries, Topics};
 use crate::output::{deliver, DeadLetter, Output};
 use crate::RuntimeError;
 
@@ -110,9 +110,9 @@ impl StateConsumer {
         for (topic, partition) in &unknown {
             tpl.add_partition(topic, *partition);
         }
-        let committed = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .map_err(RuntimeError::kafka("reading committed offsets"))?;
+        let committed = with_retries("reading committed offsets", || {
+            consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
+        })?;
         for element in committed.elements() {
             let offset = match element.offset() {
                 Offset::Offset(offset) => offset,

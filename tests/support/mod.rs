@@ -1,0 +1,367 @@
+//! The integration-test harness: a real Kafka-protocol broker (the one named by
+//! `ORDERFLOW_BROKERS`, else the local Apache Kafka that `scripts/kafka.sh ensure` starts once
+//! for the whole run), a unique topic prefix per test, and the real binaries as processes.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use orderflow_runtime::config::KafkaConfig;
+use orderflow_runtime::logread::{read_topic, Until};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use serde_json::Value;
+
+pub const PARTITIONS: i32 = 3;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn brokers() -> String {
+    if let Ok(brokers) = std::env::var("ORDERFLOW_BROKERS") {
+        return brokers;
+    }
+    let output = Command::new("bash")
+        .arg(repo_root().join("scripts/kafka.sh"))
+        .arg("ensure")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/kafka.sh ensure runs");
+    assert!(output.status.success(), "scripts/kafka.sh ensure failed");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Record {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
+    }
+}
+
+pub struct Harness {
+    pub brokers: String,
+    pub prefix: String,
+    pub dir: tempfile::TempDir,
+    kafka: KafkaConfig,
+    producer: FutureProducer,
+}
+
+impl Harness {
+    /// A fresh namespace on the broker, with every topic created by the real CLI.
+    pub fn new(test: &str) -> Harness {
+        let brokers = brokers();
+        let unique = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            chrono::Utc::now().timestamp_millis() % 1_000_000
+        );
+        let prefix = format!("t.{test}.{unique}.");
+        let dir = tempfile::tempdir().unwrap();
+        let kafka = KafkaConfig {
+            brokers: brokers.clone(),
+            topic_prefix: prefix.clone(),
+            partitions: PARTITIONS,
+            ..KafkaConfig::default()
+        };
+        let producer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("partitioner", "murmur2_random")
+            .create()
+            .unwrap();
+        let harness = Harness {
+            brokers,
+            prefix,
+            dir,
+            kafka,
+            producer,
+        };
+        let created = harness.cli(&["topics", "create"]);
+        assert!(created.status.success(), "topics create: {}", String::from_utf8_lossy(&created.stderr));
+        harness
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .env("ORDERFLOW_BROKERS", &self.brokers)
+            .env("ORDERFLOW_TOPIC_PREFIX", &self.prefix)
+            .env("ORDERFLOW_PARTITIONS", PARTITIONS.to_string())
+            .env("ORDERFLOW_DATA_DIR", self.dir.path())
+            .env_remove("ORDERFLOW_CONFIG")
+            .env("RUST_LOG", "info");
+        command
+    }
+
+    /// Runs the operator CLI to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(env!("CARGO_BIN_EXE_orderflow"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Starts a consumer binary (`orderflow-state`, `orderflow-payments`, ...).
+    pub fn spawn(&self, name: &str, instance: &str) -> Proc {
+        let binary = match name {
+            "orderflow-orders" => env!("CARGO_BIN_EXE_orderflow-orders"),
+            "orderflow-payments" => env!("CARGO_BIN_EXE_orderflow-payments"),
+            "orderflow-shipments" => env!("CARGO_BIN_EXE_orderflow-shipments"),
+            "orderflow-inventory" => env!("CARGO_BIN_EXE_orderflow-inventory"),
+            "orderflow-state" => env!("CARGO_BIN_EXE_orderflow-state"),
+            other => panic!("no binary {other}"),
+        };
+        let logs = self.dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{name}-{instance}.log")))
+            .unwrap();
+        let child = self
+            .command(binary)
+            .args(["--instance", instance])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Proc {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    /// Every consumer of the pipeline, one copy each.
+    pub fn start_pipeline(&self) -> Vec<Proc> {
+        ["orderflow-orders", "orderflow-payments", "orderflow-shipments", "orderflow-inventory", "orderflow-state"]
+            .iter()
+            .map(|name| self.spawn(name, "0"))
+            .collect()
+    }
+
+    pub async fn produce(&self, topic: &str, key: &str, payload: &[u8]) {
+        self.produce_with(topic, key, payload, None).await;
+    }
+
+    pub async fn produce_with(&self, topic: &str, key: &str, payload: &[u8], content_type: Option<&str>) -> (i32, i64) {
+        let topic = self.topic(topic);
+        let mut record = FutureRecord::to(&topic).key(key).payload(payload);
+        if let Some(content_type) = content_type {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "content-type",
+                value: Some(content_type),
+            }));
+        }
+        let delivery = self
+            .producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(error, _)| error)
+            .unwrap();
+        (delivery.partition, delivery.offset)
+    }
+
+    pub async fn produce_json(&self, topic: &str, document: &Value) -> (i32, i64) {
+        let key = document["platform_order_id"].as_str().or(document["sku"].as_str()).unwrap_or("");
+        self.produce_with(topic, key, document.to_string().as_bytes(), None).await
+    }
+
+    /// Everything on a topic now (waits out a short quiet period to be sure of the end).
+    pub async fn read(&self, topic: &str) -> Vec<Record> {
+        let mut records = Vec::new();
+        read_topic(&self.kafka, &self.topic(topic), Until::End { quiet: Duration::from_millis(300) }, |message| {
+            records.push(Record {
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                headers: message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+        records
+    }
+
+    /// The latest snapshot per order on `order-state`.
+    pub async fn order_states(&self) -> BTreeMap<String, Value> {
+        self.read("order-state")
+            .await
+            .into_iter()
+            .filter_map(|record| Some((record.key.clone()?, record.json())))
+            .collect()
+    }
+
+    /// Polls `check` until it returns Some, or fails the test after `limit`.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, limit: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}\n{}", self.logs_tail());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until every listed order has the expected status on `order-state`.
+    pub async fn wait_for_statuses(&self, expected: &[(&str, &str)]) -> BTreeMap<String, Value> {
+        self.wait_for("order statuses", Duration::from_secs(90), || async {
+            let states = self.order_states().await;
+            expected
+                .iter()
+                .all(|(order, status)| states.get(*order).map(|s| s["status"] == *status).unwrap_or(false))
+                .then_some(states)
+        })
+        .await
+    }
+
+    /// The last lines of every consumer log, for failure messages.
+    pub fn logs_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) {
+            for entry in entries.flatten() {
+                let content = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let lines: Vec<&str> = content.lines().collect();
+                text.push_str(&format!("--- {}\n", entry.path().display()));
+                for line in &lines[lines.len().saturating_sub(15)..] {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+}
+
+/// A running consumer process; killed if the test ends without stopping it.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// `kill -9`: no drain, no commit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{} did not stop on SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.kill();
+        }
+    }
+}
+
+/// Builders for input documents.
+pub mod input {
+    use serde_json::{json, Value};
+
+    pub fn placed(channel: &str, order: &str, total_fen: u64) -> Value {
+        json!({
+            "kind": "order_placed", "channel": channel, "platform_order_id": order,
+            "occurred_at": "2026-11-25T10:00:00+08:00", "buyer_id": format!("buyer-{order}"),
+            "phone": "13800138000",
+            "address": {"province": "浙江省", "city": "杭州市", "district": "西湖区", "detail": "文三路 478 号"},
+            "lines": [{"sku": "SKU-TEA", "category": "tea", "qty": 1, "unit_price_fen": total_fen}],
+            "total_fen": total_fen, "payment_method": "alipay"
+        })
+    }
+
+    fn order_fact(kind: &str, channel: &str, order: &str, minute: u32) -> Value {
+        json!({
+            "kind": kind, "channel": channel, "platform_order_id": order,
+            "occurred_at": format!("2026-11-25T10:{minute:02}:00+08:00"),
+        })
+    }
+
+    fn with(mut base: Value, extra: Value) -> Value {
+        if let (Some(map), Value::Object(more)) = (base.as_object_mut(), extra) {
+            map.extend(more);
+        }
+        base
+    }
+
+    pub fn paid(channel: &str, order: &str, payment_id: &str, amount_fen: u64) -> Value {
+        with(order_fact("payment_captured", channel, order, 1),
+            json!({"payment_id": payment_id, "amount_fen": amount_fen, "method": "alipay"}))
+    }
+
+    pub fn refunded(channel: &str, order: &str, refund_id: &str, amount_fen: u64) -> Value {
+        with(order_fact("payment_refunded", channel, order, 5), json!({"refund_id": refund_id, "amount_fen": amount_fen}))
+    }
+
+    pub fn dispatched(channel: &str, order: &str) -> Value {
+        with(order_fact("shipment_dispatched", channel, order, 2),
+            json!({"carrier": "SF", "tracking_no": format!("SF-{order}"), "warehouse": "WH-HZ"}))
+    }
+
+    pub fn delivered(channel: &str, order: &str) -> Value {
+        with(order_fact("shipment_delivered", channel, order, 3), json!({"carrier": "SF", "tracking_no": format!("SF-{order}")}))
+    }
+
+    pub fn completed(channel: &str, order: &str) -> Value {
+        order_fact("order_completed", channel, order, 4)
+    }
+
+    pub fn cancelled(channel: &str, order: &str) -> Value {
+        with(order_fact("order_cancelled", channel, order, 2), json!({"reason": "buyer changed mind"}))
+    }
+}

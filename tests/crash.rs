@@ -3,6 +3,9 @@
 //! input alone says — nothing lost, nothing counted twice — and that a replay of the log
 //! equals the live store.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
@@ -31,7 +34,10 @@ fn journeys(rng: &mut StdRng) -> Vec<(&'static str, Value)> {
             0 => steps.push(("in.orders", input::cancelled(channel, &order))),
             1 => {}
             _ => {
-                steps.push(("in.payments", input::paid(channel, &order, &format!("PAY-{order}"), total)));
+                steps.push((
+                    "in.payments",
+                    input::paid(channel, &order, &format!("PAY-{order}"), total),
+                ));
                 steps.push(("in.shipments", input::dispatched(channel, &order)));
                 steps.push(("in.shipments", input::delivered(channel, &order)));
                 steps.push(("in.orders", input::completed(channel, &order)));
@@ -42,7 +48,8 @@ fn journeys(rng: &mut StdRng) -> Vec<(&'static str, Value)> {
     // Interleave orders the way concurrent traffic does, keep each order's own sequence, and
     // repeat 5% of the records as platform retries do.
     let mut feed = Vec::new();
-    let mut cursors: Vec<std::collections::VecDeque<_>> = per_order.into_iter().map(Into::into).collect();
+    let mut cursors: Vec<std::collections::VecDeque<_>> =
+        per_order.into_iter().map(Into::into).collect();
     while !cursors.is_empty() {
         let pick = rng.gen_range(0..cursors.len());
         let Some(step) = cursors[pick].pop_front() else {
@@ -61,9 +68,22 @@ fn journeys(rng: &mut StdRng) -> Vec<(&'static str, Value)> {
 fn expected_states(feed: &[(&'static str, Value)]) -> BTreeMap<String, (String, u64, u64)> {
     let mut logs: BTreeMap<EntityKey, Vec<Event>> = BTreeMap::new();
     for (offset, (topic, document)) in feed.iter().enumerate() {
-        let input_topic = InputTopic::ALL.into_iter().find(|t| t.name() == *topic).unwrap();
-        let provenance = Provenance { topic: topic.to_string(), partition: 0, offset: offset as i64 };
-        let event = decode(input_topic, &provenance, None, document.to_string().as_bytes()).unwrap();
+        let input_topic = InputTopic::ALL
+            .into_iter()
+            .find(|t| t.name() == *topic)
+            .unwrap();
+        let provenance = Provenance {
+            topic: topic.to_string(),
+            partition: 0,
+            offset: offset as i64,
+        };
+        let event = decode(
+            input_topic,
+            &provenance,
+            None,
+            document.to_string().as_bytes(),
+        )
+        .unwrap();
         logs.entry(event.key.clone()).or_default().push(event);
     }
     let rules = Rules::default();
@@ -75,13 +95,28 @@ fn expected_states(feed: &[(&'static str, Value)]) -> BTreeMap<String, (String, 
                 if entity.apply(&event).is_some() {
                     if let Entity::Order(order) = &entity {
                         for body in decide(order, &rules) {
-                            queue.push_back(Event::decision(&order.order_id, event.occurred_at, "test", &event.event_id, body));
+                            queue.push_back(Event::decision(
+                                &order.order_id,
+                                event.occurred_at,
+                                "test",
+                                &event.event_id,
+                                body,
+                            ));
                         }
                     }
                 }
             }
-            let Entity::Order(order) = entity else { unreachable!() };
-            (key.to_string(), (order.status.as_str().to_string(), order.version, order.paid_fen()))
+            let Entity::Order(order) = entity else {
+                unreachable!()
+            };
+            (
+                key.to_string(),
+                (
+                    order.status.as_str().to_string(),
+                    order.version,
+                    order.paid_fen(),
+                ),
+            )
         })
         .collect()
 }
@@ -92,14 +127,25 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     let feed = journeys(&mut rng);
     let expected = expected_states(&feed);
     let harness = Harness::new("crash");
-    let names = ["orderflow-orders", "orderflow-payments", "orderflow-shipments", "orderflow-state"];
+    let names = [
+        "orderflow-orders",
+        "orderflow-payments",
+        "orderflow-shipments",
+        "orderflow-state",
+    ];
     let mut procs: Vec<Proc> = names.iter().map(|name| harness.spawn(name, "0")).collect();
 
     let feeder = {
         let feed = feed.clone();
         let harness_topics: Vec<(String, String, Vec<u8>)> = feed
             .iter()
-            .map(|(topic, doc)| (topic.to_string(), doc["platform_order_id"].as_str().unwrap().to_string(), doc.to_string().into_bytes()))
+            .map(|(topic, doc)| {
+                (
+                    topic.to_string(),
+                    doc["platform_order_id"].as_str().unwrap().to_string(),
+                    doc.to_string().into_bytes(),
+                )
+            })
             .collect();
         let brokers = harness.brokers.clone();
         let prefix = harness.prefix.clone();
@@ -118,7 +164,12 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
                     let producer = producer.clone();
                     async move {
                         producer
-                            .send(rdkafka::producer::FutureRecord::to(&topic).key(key).payload(payload), Duration::from_secs(30))
+                            .send(
+                                rdkafka::producer::FutureRecord::to(&topic)
+                                    .key(key)
+                                    .payload(payload),
+                                Duration::from_secs(30),
+                            )
                             .await
                             .map_err(|(error, _)| error)
                     }
@@ -147,13 +198,19 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     let expected_ref = &expected;
     let harness_ref = &harness;
     let states = harness
-        .wait_for("every order at its expected state", Duration::from_secs(180), || async move {
-            let states = harness_ref.order_states().await;
-            let settled = expected_ref.iter().all(|(order, (status, version, _))| {
-                states.get(order).is_some_and(|s| s["status"] == status.as_str() && s["version"] == *version)
-            });
-            settled.then_some(states)
-        })
+        .wait_for(
+            "every order at its expected state",
+            Duration::from_secs(180),
+            || async move {
+                let states = harness_ref.order_states().await;
+                let settled = expected_ref.iter().all(|(order, (status, version, _))| {
+                    states
+                        .get(order)
+                        .is_some_and(|s| s["status"] == status.as_str() && s["version"] == *version)
+                });
+                settled.then_some(states)
+            },
+        )
         .await;
     let mut lost = 0;
     let mut double_counted = 0;
@@ -162,7 +219,8 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         if state["status"] != status.as_str() {
             lost += 1;
         }
-        if state["version"].as_u64() != Some(*version) || state["paid_fen"].as_u64() != Some(*paid) {
+        if state["version"].as_u64() != Some(*version) || state["paid_fen"].as_u64() != Some(*paid)
+        {
             double_counted += 1;
         }
     }
@@ -178,7 +236,15 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         })
         .count();
     let log = harness.read("order-events").await;
-    let distinct: HashSet<String> = log.iter().map(|r| r.json()["event_id"].as_str().unwrap_or_default().to_string()).collect();
+    let distinct: HashSet<String> = log
+        .iter()
+        .map(|r| {
+            r.json()["event_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
     let dead_letters = harness.read("dlq").await.len();
     eprintln!(
         "crash test: {sent} input records ({} orders), kills {kills:?}, log records {} ({} distinct, {} duplicates absorbed by the fold), lost {lost}, double-counted {double_counted}, overpaid snapshots {overpaid}, dead letters {dead_letters}",
@@ -191,7 +257,10 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     assert_eq!(double_counted, 0);
     assert_eq!(overpaid, 0);
     assert_eq!(dead_letters, 0);
-    assert!(kills.get("orderflow-state").copied().unwrap_or(0) >= 1, "the state consumer was killed: {kills:?}");
+    assert!(
+        kills.get("orderflow-state").copied().unwrap_or(0) >= 1,
+        "the state consumer was killed: {kills:?}"
+    );
 
     // The live store equals a replay of the log, partition by partition.
     let state_index = names.iter().position(|n| *n == "orderflow-state").unwrap();
@@ -199,6 +268,10 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     let store = harness.data_dir().join("orderflow-state-0");
     let verify = harness.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(verify.status.success(), "replay --verify failed:\n{stdout}\n{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "replay --verify failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     assert!(stdout.contains("verify: OK"), "{stdout}");
 }

@@ -1,5 +1,8 @@
 //! The pipeline end to end on a real broker: real binaries, a unique topic prefix per test.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -16,45 +19,88 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
     let _pipeline = harness.start_pipeline();
     for channel in CHANNELS {
         let order = format!("J-{channel}");
-        harness.produce_json("in.orders", &input::placed(channel, &order, 12_800)).await;
-        harness.produce_json("in.payments", &input::paid(channel, &order, &format!("PAY-{channel}"), 12_800)).await;
-        harness.produce_json("in.shipments", &input::dispatched(channel, &order)).await;
-        harness.produce_json("in.shipments", &input::delivered(channel, &order)).await;
-        harness.produce_json("in.orders", &input::completed(channel, &order)).await;
+        harness
+            .produce_json("in.orders", &input::placed(channel, &order, 12_800))
+            .await;
+        harness
+            .produce_json(
+                "in.payments",
+                &input::paid(channel, &order, &format!("PAY-{channel}"), 12_800),
+            )
+            .await;
+        harness
+            .produce_json("in.shipments", &input::dispatched(channel, &order))
+            .await;
+        harness
+            .produce_json("in.shipments", &input::delivered(channel, &order))
+            .await;
+        harness
+            .produce_json("in.orders", &input::completed(channel, &order))
+            .await;
     }
-    let expected: Vec<(String, &str)> = CHANNELS.iter().map(|c| (format!("{c}:J-{c}"), "completed")).collect();
+    let expected: Vec<(String, &str)> = CHANNELS
+        .iter()
+        .map(|c| (format!("{c}:J-{c}"), "completed"))
+        .collect();
     let expected: Vec<(&str, &str)> = expected.iter().map(|(o, s)| (o.as_str(), *s)).collect();
     let states = harness.wait_for_statuses(&expected).await;
     for (order_id, _) in &expected {
         let state = &states[*order_id];
         assert_eq!(state["paid_fen"], 12_800);
-        assert_eq!(state["version"], 6, "5 facts + the approval decision: {state}");
+        assert_eq!(
+            state["version"], 6,
+            "5 facts + the approval decision: {state}"
+        );
         assert_eq!(state["approval"]["outcome"], "auto_approved");
         assert_eq!(state["open_exceptions"], json!([]));
     }
 
     let inspected = harness.cli(&["inspect", "douyin:J-douyin"]);
-    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+    assert!(
+        inspected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspected.stderr)
+    );
     let text = String::from_utf8(inspected.stdout).unwrap();
-    for step in ["order_placed", "payment_captured", "order_auto_approved", "shipment_dispatched", "shipment_delivered", "order_completed"] {
+    for step in [
+        "order_placed",
+        "payment_captured",
+        "order_auto_approved",
+        "shipment_dispatched",
+        "shipment_delivered",
+        "order_completed",
+    ] {
         assert!(text.contains(step), "inspect lacks {step}:\n{text}");
     }
     assert!(text.contains("\"status\": \"completed\""), "{text}");
-    assert!(text.contains("138****8000"), "phone masked in the timeline:\n{text}");
-    assert!(!text.contains("13800138000"), "phone must not appear unmasked:\n{text}");
+    assert!(
+        text.contains("138****8000"),
+        "phone masked in the timeline:\n{text}"
+    );
+    assert!(
+        !text.contains("13800138000"),
+        "phone must not appear unmasked:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payment_callback_delivered_three_times_counts_once() {
     let harness = Harness::new("dup");
     let _pipeline = harness.start_pipeline();
-    harness.produce_json("in.orders", &input::placed("jd", "D1", 9_900)).await;
+    harness
+        .produce_json("in.orders", &input::placed("jd", "D1", 9_900))
+        .await;
     for _ in 0..3 {
-        harness.produce_json("in.payments", &input::paid("jd", "D1", "PAY-D1", 9_900)).await;
+        harness
+            .produce_json("in.payments", &input::paid("jd", "D1", "PAY-D1", 9_900))
+            .await;
     }
     let states = harness.wait_for_statuses(&[("jd:D1", "approved")]).await;
     assert_eq!(states["jd:D1"]["paid_fen"], 9_900);
-    assert_eq!(states["jd:D1"]["version"], 3, "placed, one payment, approval");
+    assert_eq!(
+        states["jd:D1"]["version"], 3,
+        "placed, one payment, approval"
+    );
 
     let payments_in_log = harness
         .read("order-events")
@@ -62,35 +108,61 @@ async fn a_payment_callback_delivered_three_times_counts_once() {
         .iter()
         .filter(|record| record.json()["body"]["type"] == "payment_captured")
         .count();
-    assert_eq!(payments_in_log, 1, "the intake dedupes the retried callback");
+    assert_eq!(
+        payments_in_log, 1,
+        "the intake dedupes the retried callback"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shipment_before_its_payment_loses_nothing() {
     let harness = Harness::new("ooo");
     let _pipeline = harness.start_pipeline();
-    harness.produce_json("in.orders", &input::placed("web", "W1", 5_000)).await;
-    harness.produce_json("in.shipments", &input::dispatched("web", "W1")).await;
     harness
-        .wait_for("shipped_before_paid raised", Duration::from_secs(60), || async {
-            let exceptions = harness.read("exceptions").await;
-            exceptions.iter().any(|r| r.json()["exception"]["code"] == "shipped_before_paid").then_some(())
-        })
+        .produce_json("in.orders", &input::placed("web", "W1", 5_000))
         .await;
-    harness.produce_json("in.payments", &input::paid("web", "W1", "PAY-W1", 5_000)).await;
-    harness.produce_json("in.shipments", &input::delivered("web", "W1")).await;
+    harness
+        .produce_json("in.shipments", &input::dispatched("web", "W1"))
+        .await;
+    harness
+        .wait_for(
+            "shipped_before_paid raised",
+            Duration::from_secs(60),
+            || async {
+                let exceptions = harness.read("exceptions").await;
+                exceptions
+                    .iter()
+                    .any(|r| r.json()["exception"]["code"] == "shipped_before_paid")
+                    .then_some(())
+            },
+        )
+        .await;
+    harness
+        .produce_json("in.payments", &input::paid("web", "W1", "PAY-W1", 5_000))
+        .await;
+    harness
+        .produce_json("in.shipments", &input::delivered("web", "W1"))
+        .await;
 
     let states = harness
-        .wait_for("W1 delivered with no open exception", Duration::from_secs(60), || async {
-            let states = harness.order_states().await;
-            let state = states.get("web:W1")?;
-            (state["status"] == "delivered" && state["open_exceptions"] == json!([])).then_some(states)
-        })
+        .wait_for(
+            "W1 delivered with no open exception",
+            Duration::from_secs(60),
+            || async {
+                let states = harness.order_states().await;
+                let state = states.get("web:W1")?;
+                (state["status"] == "delivered" && state["open_exceptions"] == json!([]))
+                    .then_some(states)
+            },
+        )
         .await;
     let state = &states["web:W1"];
     assert_eq!(state["paid_fen"], 5_000);
     assert_eq!(state["shipments"].as_array().unwrap().len(), 1);
-    assert!(state["shipments"][0]["dispatched_at"].is_string(), "the early dispatch is kept: {state}");
+    assert!(
+        state["shipments"][0]["dispatched_at"].is_string(),
+        "the early dispatch is kept: {state}"
+    );
     let actions: Vec<String> = harness
         .read("exceptions")
         .await
@@ -105,27 +177,59 @@ async fn illegal_transitions_and_amount_mismatch_raise_exceptions_and_the_consum
     let harness = Harness::new("exc");
     let mut pipeline = harness.start_pipeline();
     // Delivered after cancel.
-    harness.produce_json("in.orders", &input::placed("tmall", "X1", 3_000)).await;
-    harness.produce_json("in.orders", &input::cancelled("tmall", "X1")).await;
-    harness.produce_json("in.shipments", &input::delivered("tmall", "X1")).await;
+    harness
+        .produce_json("in.orders", &input::placed("tmall", "X1", 3_000))
+        .await;
+    harness
+        .produce_json("in.orders", &input::cancelled("tmall", "X1"))
+        .await;
+    harness
+        .produce_json("in.shipments", &input::delivered("tmall", "X1"))
+        .await;
     // Paid less than the total.
-    harness.produce_json("in.orders", &input::placed("douyin", "X2", 8_000)).await;
-    harness.produce_json("in.payments", &input::paid("douyin", "X2", "PAY-X2", 7_000)).await;
+    harness
+        .produce_json("in.orders", &input::placed("douyin", "X2", 8_000))
+        .await;
+    harness
+        .produce_json("in.payments", &input::paid("douyin", "X2", "PAY-X2", 7_000))
+        .await;
     // And an ordinary order afterwards still flows.
-    harness.produce_json("in.orders", &input::placed("web", "X3", 1_000)).await;
-    harness.produce_json("in.payments", &input::paid("web", "X3", "PAY-X3", 1_000)).await;
+    harness
+        .produce_json("in.orders", &input::placed("web", "X3", 1_000))
+        .await;
+    harness
+        .produce_json("in.payments", &input::paid("web", "X3", "PAY-X3", 1_000))
+        .await;
 
-    let states = harness.wait_for_statuses(&[("douyin:X2", "on_hold"), ("web:X3", "approved"), ("tmall:X1", "delivered")]).await;
+    let states = harness
+        .wait_for_statuses(&[
+            ("douyin:X2", "on_hold"),
+            ("web:X3", "approved"),
+            ("tmall:X1", "delivered"),
+        ])
+        .await;
     let codes = |order: &str| -> Vec<String> {
-        states[order]["open_exceptions"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap().to_string()).collect()
+        states[order]["open_exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["code"].as_str().unwrap().to_string())
+            .collect()
     };
-    assert_eq!(codes("tmall:X1"), ["shipped_after_cancel", "delivered_after_cancel"]);
+    assert_eq!(
+        codes("tmall:X1"),
+        ["shipped_after_cancel", "delivered_after_cancel"]
+    );
     assert_eq!(codes("douyin:X2"), ["paid_amount_differs"]);
 
     let exceptions = harness
         .wait_for("exceptions published", Duration::from_secs(30), || async {
             let records = harness.read("exceptions").await;
-            let has = |code: &str| records.iter().any(|r| r.json()["exception"]["code"] == code);
+            let has = |code: &str| {
+                records
+                    .iter()
+                    .any(|r| r.json()["exception"]["code"] == code)
+            };
             (has("delivered_after_cancel") && has("paid_amount_differs")).then_some(records)
         })
         .await;
@@ -133,12 +237,26 @@ async fn illegal_transitions_and_amount_mismatch_raise_exceptions_and_the_consum
         .iter()
         .map(|r| {
             let e = r.json()["exception"].clone();
-            (e["code"].as_str().unwrap().to_string(), format!("{}/{}/{}", e["kind"], e["owner"], e["level"]))
+            (
+                e["code"].as_str().unwrap().to_string(),
+                format!("{}/{}/{}", e["kind"], e["owner"], e["level"]),
+            )
         })
         .collect();
-    assert_eq!(by_kind["delivered_after_cancel"], "\"illegal_transition\"/\"operations\"/\"L1\"");
-    assert_eq!(by_kind["paid_amount_differs"], "\"amount_mismatch\"/\"finance\"/\"L1\"");
-    assert!(exceptions.iter().all(|r| r.key.as_deref().is_some_and(|k| k.contains(':'))), "keyed by order id");
+    assert_eq!(
+        by_kind["delivered_after_cancel"],
+        "\"illegal_transition\"/\"operations\"/\"L1\""
+    );
+    assert_eq!(
+        by_kind["paid_amount_differs"],
+        "\"amount_mismatch\"/\"finance\"/\"L1\""
+    );
+    assert!(
+        exceptions
+            .iter()
+            .all(|r| r.key.as_deref().is_some_and(|k| k.contains(':'))),
+        "keyed by order id"
+    );
     for process in &mut pipeline {
         assert!(process.is_running(), "{} died", process.name);
     }
@@ -148,7 +266,9 @@ async fn illegal_transitions_and_amount_mismatch_raise_exceptions_and_the_consum
 async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
     let harness = Harness::new("dlq");
     let mut pipeline = harness.start_pipeline();
-    harness.produce_json("in.orders", &input::placed("tmall", "OK1", 2_000)).await;
+    harness
+        .produce_json("in.orders", &input::placed("tmall", "OK1", 2_000))
+        .await;
     let mut wrong_type = input::placed("tmall", "BAD2", 2_000);
     wrong_type["lines"][0]["qty"] = json!("two");
     let mut unknown_channel = input::placed("amazon", "BAD3", 2_000);
@@ -156,18 +276,45 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
     let mut negative = input::paid("tmall", "OK1", "PAY-NEG", 2_000);
     negative["amount_fen"] = json!(-500);
     let bad: Vec<(&str, Vec<u8>, &str, &str)> = vec![
-        ("in.orders", b"{not json".to_vec(), "malformed_json", "not valid JSON"),
-        ("in.orders", wrong_type.to_string().into_bytes(), "invalid_field", "lines[0].qty must be an integer of at least 1, got \"two\""),
-        ("in.orders", unknown_channel.to_string().into_bytes(), "invalid_field", "unknown channel \"amazon\""),
-        ("in.payments", negative.to_string().into_bytes(), "invalid_field", "amount_fen must be an integer of at least 1, got -500"),
+        (
+            "in.orders",
+            b"{not json".to_vec(),
+            "malformed_json",
+            "not valid JSON",
+        ),
+        (
+            "in.orders",
+            wrong_type.to_string().into_bytes(),
+            "invalid_field",
+            "lines[0].qty must be an integer of at least 1, got \"two\"",
+        ),
+        (
+            "in.orders",
+            unknown_channel.to_string().into_bytes(),
+            "invalid_field",
+            "unknown channel \"amazon\"",
+        ),
+        (
+            "in.payments",
+            negative.to_string().into_bytes(),
+            "invalid_field",
+            "amount_fen must be an integer of at least 1, got -500",
+        ),
     ];
     let mut sent = Vec::new();
     for (topic, payload, _, _) in &bad {
         sent.push(harness.produce_with(topic, "k", payload, None).await);
     }
-    harness.produce_json("in.payments", &input::paid("tmall", "OK1", "PAY-OK1", 2_000)).await;
+    harness
+        .produce_json(
+            "in.payments",
+            &input::paid("tmall", "OK1", "PAY-OK1", 2_000),
+        )
+        .await;
 
-    harness.wait_for_statuses(&[("tmall:OK1", "approved")]).await;
+    harness
+        .wait_for_statuses(&[("tmall:OK1", "approved")])
+        .await;
     let letters = harness
         .wait_for("4 dead letters", Duration::from_secs(30), || async {
             let records = harness.read("dlq").await;
@@ -180,11 +327,27 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
             .iter()
             .find(|l| l.payload == *payload)
             .unwrap_or_else(|| panic!("no dead letter for {reason}"));
-        assert_eq!(letter.headers["__connect.errors.topic"], harness.topic(topic));
-        assert_eq!(letter.headers["__connect.errors.partition"], partition.to_string());
-        assert_eq!(letter.headers["__connect.errors.offset"], offset.to_string());
-        assert_eq!(letter.headers["__connect.errors.exception.class.name"], *class);
-        assert!(letter.headers["__connect.errors.exception.message"].contains(reason), "{:?}", letter.headers);
+        assert_eq!(
+            letter.headers["__connect.errors.topic"],
+            harness.topic(topic)
+        );
+        assert_eq!(
+            letter.headers["__connect.errors.partition"],
+            partition.to_string()
+        );
+        assert_eq!(
+            letter.headers["__connect.errors.offset"],
+            offset.to_string()
+        );
+        assert_eq!(
+            letter.headers["__connect.errors.exception.class.name"],
+            *class
+        );
+        assert!(
+            letter.headers["__connect.errors.exception.message"].contains(reason),
+            "{:?}",
+            letter.headers
+        );
         assert_eq!(letter.key.as_deref(), Some(harness.topic(topic).as_str()));
         assert_eq!(letter.headers["__orderflow.errors.original.key"], "k");
     }
@@ -203,29 +366,45 @@ async fn protobuf_input_is_accepted_like_json() {
         channel: "miniapp".into(),
         platform_order_id: "P1".into(),
         occurred_at: "2026-11-25T10:00:00+08:00".into(),
-        kind: Some(orderflow_schema::v1::input_event::Kind::OrderPlaced(orderflow_schema::v1::OrderPlaced {
-            buyer_id: "b1".into(),
-            phone: "13900139000".into(),
-            address: Some(orderflow_schema::v1::Address {
-                province: "广东省".into(),
-                city: "深圳市".into(),
-                district: "南山区".into(),
-                detail: "科技园".into(),
-            }),
-            lines: vec![orderflow_schema::v1::OrderLine { sku: "S".into(), category: "c".into(), qty: 2, unit_price_fen: 1_500 }],
-            total_fen: 3_000,
-            payment_method: "wechat_pay".into(),
-            ..Default::default()
-        })),
+        kind: Some(orderflow_schema::v1::input_event::Kind::OrderPlaced(
+            orderflow_schema::v1::OrderPlaced {
+                buyer_id: "b1".into(),
+                phone: "13900139000".into(),
+                address: Some(orderflow_schema::v1::Address {
+                    province: "广东省".into(),
+                    city: "深圳市".into(),
+                    district: "南山区".into(),
+                    detail: "科技园".into(),
+                }),
+                lines: vec![orderflow_schema::v1::OrderLine {
+                    sku: "S".into(),
+                    category: "c".into(),
+                    qty: 2,
+                    unit_price_fen: 1_500,
+                }],
+                total_fen: 3_000,
+                payment_method: "wechat_pay".into(),
+                ..Default::default()
+            },
+        )),
     };
     harness
-        .produce_with("in.orders", "P1", &placed.encode_to_vec(), Some(orderflow_schema::PROTOBUF_CONTENT_TYPE))
+        .produce_with(
+            "in.orders",
+            "P1",
+            &placed.encode_to_vec(),
+            Some(orderflow_schema::PROTOBUF_CONTENT_TYPE),
+        )
         .await;
     let states = harness
-        .wait_for("miniapp:P1 on order-state", Duration::from_secs(60), || async {
-            let states = harness.order_states().await;
-            states.contains_key("miniapp:P1").then_some(states)
-        })
+        .wait_for(
+            "miniapp:P1 on order-state",
+            Duration::from_secs(60),
+            || async {
+                let states = harness.order_states().await;
+                states.contains_key("miniapp:P1").then_some(states)
+            },
+        )
         .await;
     assert_eq!(states["miniapp:P1"]["status"], "pending_payment");
     assert_eq!(states["miniapp:P1"]["total_fen"], 3_000);
@@ -235,15 +414,25 @@ async fn protobuf_input_is_accepted_like_json() {
 async fn sigterm_drains_and_a_restart_resumes_without_repeating_effects() {
     let harness = Harness::new("term");
     let mut pipeline = harness.start_pipeline();
-    harness.produce_json("in.orders", &input::placed("store", "T1", 700)).await;
-    harness.produce_json("in.payments", &input::paid("store", "T1", "PAY-T1", 700)).await;
+    harness
+        .produce_json("in.orders", &input::placed("store", "T1", 700))
+        .await;
+    harness
+        .produce_json("in.payments", &input::paid("store", "T1", "PAY-T1", 700))
+        .await;
     harness.wait_for_statuses(&[("store:T1", "approved")]).await;
     for process in &mut pipeline {
-        assert!(process.terminate().success(), "{} exits cleanly on SIGTERM", process.name);
+        assert!(
+            process.terminate().success(),
+            "{} exits cleanly on SIGTERM",
+            process.name
+        );
     }
     let snapshots_before = harness.read("order-state").await.len();
     let _pipeline = harness.start_pipeline();
-    harness.produce_json("in.shipments", &input::dispatched("store", "T1")).await;
+    harness
+        .produce_json("in.shipments", &input::dispatched("store", "T1"))
+        .await;
     harness.wait_for_statuses(&[("store:T1", "shipped")]).await;
     let snapshots: Vec<i64> = harness
         .read("order-state")
@@ -251,7 +440,11 @@ async fn sigterm_drains_and_a_restart_resumes_without_repeating_effects() {
         .iter()
         .map(|r| r.json()["version"].as_i64().unwrap())
         .collect();
-    assert_eq!(snapshots.len(), snapshots_before + 1, "only the new fact is published after the restart: {snapshots:?}");
+    assert_eq!(
+        snapshots.len(),
+        snapshots_before + 1,
+        "only the new fact is published after the restart: {snapshots:?}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The integration-test harness: a real Kafka-protocol broker (the one named by
 //! `ORDERFLOW_BROKERS`, else the local Apache Kafka that `scripts/kafka.sh ensure` starts once
 //! for the whole run), a unique topic prefix per test, and the real binaries as processes.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,7 +93,11 @@ impl Harness {
             producer,
         };
         let created = harness.cli(&["topics", "create"]);
-        assert!(created.status.success(), "topics create: {}", String::from_utf8_lossy(&created.stderr));
+        assert!(
+            created.status.success(),
+            "topics create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
         harness
     }
 
@@ -157,17 +161,29 @@ impl Harness {
 
     /// Every consumer of the pipeline, one copy each.
     pub fn start_pipeline(&self) -> Vec<Proc> {
-        ["orderflow-orders", "orderflow-payments", "orderflow-shipments", "orderflow-inventory", "orderflow-state"]
-            .iter()
-            .map(|name| self.spawn(name, "0"))
-            .collect()
+        [
+            "orderflow-orders",
+            "orderflow-payments",
+            "orderflow-shipments",
+            "orderflow-inventory",
+            "orderflow-state",
+        ]
+        .iter()
+        .map(|name| self.spawn(name, "0"))
+        .collect()
     }
 
     pub async fn produce(&self, topic: &str, key: &str, payload: &[u8]) {
         self.produce_with(topic, key, payload, None).await;
     }
 
-    pub async fn produce_with(&self, topic: &str, key: &str, payload: &[u8], content_type: Option<&str>) -> (i32, i64) {
+    pub async fn produce_with(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        content_type: Option<&str>,
+    ) -> (i32, i64) {
         let topic = self.topic(topic);
         let mut record = FutureRecord::to(&topic).key(key).payload(payload);
         if let Some(content_type) = content_type {
@@ -186,31 +202,50 @@ impl Harness {
     }
 
     pub async fn produce_json(&self, topic: &str, document: &Value) -> (i32, i64) {
-        let key = document["platform_order_id"].as_str().or(document["sku"].as_str()).unwrap_or("");
-        self.produce_with(topic, key, document.to_string().as_bytes(), None).await
+        let key = document["platform_order_id"]
+            .as_str()
+            .or(document["sku"].as_str())
+            .unwrap_or("");
+        self.produce_with(topic, key, document.to_string().as_bytes(), None)
+            .await
     }
 
     /// Everything on a topic now (waits out a short quiet period to be sure of the end).
     pub async fn read(&self, topic: &str) -> Vec<Record> {
         let mut records = Vec::new();
-        read_topic(&self.kafka, &self.topic(topic), Until::End { quiet: Duration::from_millis(300) }, |message| {
-            records.push(Record {
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                payload: message.payload().unwrap_or_default().to_vec(),
-                headers: message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            });
-            Ok(())
-        })
+        read_topic(
+            &self.kafka,
+            &self.topic(topic),
+            Until::End {
+                quiet: Duration::from_millis(300),
+            },
+            |message| {
+                records.push(Record {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                    headers: message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_string(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+                Ok(())
+            },
+        )
         .await
         .unwrap();
         records
@@ -236,7 +271,11 @@ impl Harness {
             if let Some(value) = check().await {
                 return value;
             }
-            assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}\n{}", self.logs_tail());
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}\n{}",
+                self.logs_tail()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -247,7 +286,12 @@ impl Harness {
             let states = self.order_states().await;
             expected
                 .iter()
-                .all(|(order, status)| states.get(*order).map(|s| s["status"] == *status).unwrap_or(false))
+                .all(|(order, status)| {
+                    states
+                        .get(*order)
+                        .map(|s| s["status"] == *status)
+                        .unwrap_or(false)
+                })
                 .then_some(states)
         })
         .await
@@ -290,13 +334,19 @@ impl Proc {
 
     /// SIGTERM, then waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{} did not stop on SIGTERM", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -340,21 +390,31 @@ pub mod input {
     }
 
     pub fn paid(channel: &str, order: &str, payment_id: &str, amount_fen: u64) -> Value {
-        with(order_fact("payment_captured", channel, order, 1),
-            json!({"payment_id": payment_id, "amount_fen": amount_fen, "method": "alipay"}))
+        with(
+            order_fact("payment_captured", channel, order, 1),
+            json!({"payment_id": payment_id, "amount_fen": amount_fen, "method": "alipay"}),
+        )
     }
 
     pub fn refunded(channel: &str, order: &str, refund_id: &str, amount_fen: u64) -> Value {
-        with(order_fact("payment_refunded", channel, order, 5), json!({"refund_id": refund_id, "amount_fen": amount_fen}))
+        with(
+            order_fact("payment_refunded", channel, order, 5),
+            json!({"refund_id": refund_id, "amount_fen": amount_fen}),
+        )
     }
 
     pub fn dispatched(channel: &str, order: &str) -> Value {
-        with(order_fact("shipment_dispatched", channel, order, 2),
-            json!({"carrier": "SF", "tracking_no": format!("SF-{order}"), "warehouse": "WH-HZ"}))
+        with(
+            order_fact("shipment_dispatched", channel, order, 2),
+            json!({"carrier": "SF", "tracking_no": format!("SF-{order}"), "warehouse": "WH-HZ"}),
+        )
     }
 
     pub fn delivered(channel: &str, order: &str) -> Value {
-        with(order_fact("shipment_delivered", channel, order, 3), json!({"carrier": "SF", "tracking_no": format!("SF-{order}")}))
+        with(
+            order_fact("shipment_delivered", channel, order, 3),
+            json!({"carrier": "SF", "tracking_no": format!("SF-{order}")}),
+        )
     }
 
     pub fn completed(channel: &str, order: &str) -> Value {
@@ -362,6 +422,9 @@ pub mod input {
     }
 
     pub fn cancelled(channel: &str, order: &str) -> Value {
-        with(order_fact("order_cancelled", channel, order, 2), json!({"reason": "buyer changed mind"}))
+        with(
+            order_fact("order_cancelled", channel, order, 2),
+            json!({"reason": "buyer changed mind"}),
+        )
     }
 }

@@ -52,6 +52,8 @@ impl From<EntityKey> for String {
 /// The folded state behind one log key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "entity", rename_all = "snake_case")]
+// Entities are few and short-lived per batch; boxing the order would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 pub enum Entity {
     Order(OrderState),
     Stock(StockState),

@@ -26,8 +26,8 @@ pub use event::{
 pub use exception::{
     ExceptionAction, ExceptionChange, ExceptionKind, ExceptionRecord, Level, Owner, Resolution,
 };
-pub use mask::{mask_detail, mask_phone};
 pub use ids::{Channel, EventId, OrderId, ParseChannelError, ParseOrderIdError};
+pub use mask::{mask_detail, mask_phone};
 pub use order::{
     decide, ApprovalDecision, ApprovalOutcome, Cancellation, FailedPayment, OrderSnapshot,
     OrderState, Payment, Placed, Refund, Shipment, Status,

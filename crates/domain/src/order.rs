@@ -265,16 +265,12 @@ impl OrderState {
                 shipment.return_warehouse = Some(warehouse.clone());
                 shipment.return_reason = reason.clone();
             }
-            EventBody::OrderAutoApproved(rule) => self.decide_approval(
-                ApprovalOutcome::AutoApproved,
-                rule,
-                at,
-            ),
-            EventBody::ManualReviewRequired(rule) => self.decide_approval(
-                ApprovalOutcome::ManualReview,
-                rule,
-                at,
-            ),
+            EventBody::OrderAutoApproved(rule) => {
+                self.decide_approval(ApprovalOutcome::AutoApproved, rule, at)
+            }
+            EventBody::ManualReviewRequired(rule) => {
+                self.decide_approval(ApprovalOutcome::ManualReview, rule, at)
+            }
             EventBody::StockLevelChanged { .. } => {}
         }
     }
@@ -319,9 +315,7 @@ impl OrderState {
         let shipped = self.has_left_warehouse();
         if let Some(placed) = &self.placed {
             let total = placed.order.total_fen;
-            if !self.payments.is_empty()
-                && !self.payments.iter().any(|p| p.amount_fen == total)
-            {
+            if !self.payments.is_empty() && !self.payments.iter().any(|p| p.amount_fen == total) {
                 found.push((
                     ExceptionKind::AmountMismatch,
                     "paid_amount_differs",
@@ -378,7 +372,11 @@ impl OrderState {
         let mut changes = Vec::new();
         for (kind, code, detail) in &holding {
             let exception_id = EventId::derive(&["exception", &order_text, code]);
-            if self.exceptions.iter().any(|e| e.exception_id == exception_id) {
+            if self
+                .exceptions
+                .iter()
+                .any(|e| e.exception_id == exception_id)
+            {
                 continue;
             }
             let record = ExceptionRecord {
@@ -449,7 +447,12 @@ impl OrderState {
             }
         };
         let blocked = self.open_exceptions().any(|e| e.kind.blocks_fulfilment());
-        if blocked && matches!(main_line, Status::Paid | Status::UnderReview | Status::Approved) {
+        if blocked
+            && matches!(
+                main_line,
+                Status::Paid | Status::UnderReview | Status::Approved
+            )
+        {
             Status::OnHold
         } else {
             main_line

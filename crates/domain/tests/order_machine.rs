@@ -1,5 +1,8 @@
 //! Given events, when one more arrives, then the order is in this state with these exceptions.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use orderflow_domain::*;
@@ -164,7 +167,11 @@ fn paid_twice_with_different_ids_is_raised_until_refunded() {
     ]);
     assert_eq!(open_codes(&state), ["paid_twice"]);
     assert_eq!(changes.len(), 1);
-    assert_eq!(state.status, Status::Approved, "a double payment doesn't block");
+    assert_eq!(
+        state.status,
+        Status::Approved,
+        "a double payment doesn't block"
+    );
     let (state, _) = live(vec![
         placed(100),
         captured(1, "P1", 100),
@@ -176,7 +183,11 @@ fn paid_twice_with_different_ids_is_raised_until_refunded() {
 
 #[test]
 fn refund_beyond_payment_is_an_amount_mismatch() {
-    let (state, _) = live(vec![placed(100), captured(1, "P1", 100), refunded(2, "R1", 150)]);
+    let (state, _) = live(vec![
+        placed(100),
+        captured(1, "P1", 100),
+        refunded(2, "R1", 150),
+    ]);
     assert_eq!(open_codes(&state), ["refund_exceeds_payment"]);
 }
 
@@ -189,9 +200,24 @@ fn a_second_approval_decision_is_ignored() {
         rule_version: version.into(),
         threshold_fen: 1,
     };
-    let first = Event::decision(&order_id, at(2), "state", &cause, EventBody::OrderAutoApproved(rule("v1")));
-    let second = Event::decision(&order_id, at(3), "state", &cause, EventBody::ManualReviewRequired(rule("v2")));
-    assert_eq!(first.event_id, second.event_id, "one approval slot per order");
+    let first = Event::decision(
+        &order_id,
+        at(2),
+        "state",
+        &cause,
+        EventBody::OrderAutoApproved(rule("v1")),
+    );
+    let second = Event::decision(
+        &order_id,
+        at(3),
+        "state",
+        &cause,
+        EventBody::ManualReviewRequired(rule("v2")),
+    );
+    assert_eq!(
+        first.event_id, second.event_id,
+        "one approval slot per order"
+    );
     state.apply(&first).unwrap();
     assert!(state.apply(&second).is_none());
     assert_eq!(state.status, Status::Approved);

@@ -1,6 +1,9 @@
 //! Any duplication and reordering of a journey's events that the contract allows folds to the
 //! same order: same status, same facts, same open exceptions, same approval.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use orderflow_domain::*;
@@ -20,9 +23,17 @@ fn business_view(state: &OrderState) -> String {
         state.approval.as_ref().map(|a| (a.outcome, &a.rule))
     };
     let decisions = usize::from(state.approval.is_some());
-    let mut payments: Vec<_> = state.payments.iter().map(|p| (&p.payment_id, p.amount_fen)).collect();
+    let mut payments: Vec<_> = state
+        .payments
+        .iter()
+        .map(|p| (&p.payment_id, p.amount_fen))
+        .collect();
     payments.sort();
-    let mut refunds: Vec<_> = state.refunds.iter().map(|r| (&r.refund_id, r.amount_fen)).collect();
+    let mut refunds: Vec<_> = state
+        .refunds
+        .iter()
+        .map(|r| (&r.refund_id, r.amount_fen))
+        .collect();
     refunds.sort();
     let mut shipments = state.shipments.clone();
     shipments.sort_by(|a, b| a.tracking_no.cmp(&b.tracking_no));
@@ -43,12 +54,39 @@ fn business_view(state: &OrderState) -> String {
 
 fn journeys() -> impl Strategy<Value = Vec<Event>> {
     prop_oneof![
-        Just(vec![placed(100), captured(1, "P1", 100), dispatched(2), delivered(3), completed(4)]),
-        Just(vec![placed(90_000), captured(1, "P1", 90_000), dispatched(2), delivered(3)]),
-        Just(vec![placed(100), captured(1, "P1", 100), cancelled(2), refunded(3, "R1", 100)]),
-        Just(vec![placed(100), captured(1, "P1", 100), dispatched(2), delivered(3), returned(4), refunded(5, "R1", 100)]),
+        Just(vec![
+            placed(100),
+            captured(1, "P1", 100),
+            dispatched(2),
+            delivered(3),
+            completed(4)
+        ]),
+        Just(vec![
+            placed(90_000),
+            captured(1, "P1", 90_000),
+            dispatched(2),
+            delivered(3)
+        ]),
+        Just(vec![
+            placed(100),
+            captured(1, "P1", 100),
+            cancelled(2),
+            refunded(3, "R1", 100)
+        ]),
+        Just(vec![
+            placed(100),
+            captured(1, "P1", 100),
+            dispatched(2),
+            delivered(3),
+            returned(4),
+            refunded(5, "R1", 100)
+        ]),
         Just(vec![placed(100), captured(1, "P1", 80), dispatched(2)]),
-        Just(vec![placed(100), captured(1, "P1", 100), captured(2, "P2", 100)]),
+        Just(vec![
+            placed(100),
+            captured(1, "P1", 100),
+            captured(2, "P2", 100)
+        ]),
         Just(vec![placed(100), cancelled(1), delivered(2)]),
     ]
 }
@@ -57,11 +95,13 @@ fn journeys() -> impl Strategy<Value = Vec<Event>> {
 fn messed_up() -> impl Strategy<Value = (Vec<Event>, Vec<Event>)> {
     journeys().prop_flat_map(|journey| {
         let len = journey.len();
-        (Just(journey), proptest::collection::vec(0..len, 0..6)).prop_flat_map(|(journey, repeats)| {
-            let mut messy = journey.clone();
-            messy.extend(repeats.into_iter().map(|i| journey[i].clone()));
-            (Just(journey), Just(messy).prop_shuffle())
-        })
+        (Just(journey), proptest::collection::vec(0..len, 0..6)).prop_flat_map(
+            |(journey, repeats)| {
+                let mut messy = journey.clone();
+                messy.extend(repeats.into_iter().map(|i| journey[i].clone()));
+                (Just(journey), Just(messy).prop_shuffle())
+            },
+        )
     })
 }
 

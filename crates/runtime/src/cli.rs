@@ -46,7 +46,9 @@ pub fn consumer_main(role: Role) -> ExitCode {
     run_async(async {
         telemetry::init_metrics(&config.telemetry)?;
         match role {
-            Role::Intake(input) => intake::run(&config, input, &args.instance, shutdown_signal()).await,
+            Role::Intake(input) => {
+                intake::run(&config, input, &args.instance, shutdown_signal()).await
+            }
             Role::State => state::run(&config, &args.instance, shutdown_signal()).await,
         }
     })
@@ -121,15 +123,24 @@ pub fn operator_main() -> ExitCode {
     telemetry::init_logs(config.telemetry.log_format);
     let outcome = run_async(async {
         match args.command {
-            Command::Topics { action: TopicsAction::Create } => ops::topics_create(&config).await,
-            Command::Replay { into, verify, store, json } => replay(&config, into, verify, store, json).await,
+            Command::Topics {
+                action: TopicsAction::Create,
+            } => ops::topics_create(&config).await,
+            Command::Replay {
+                into,
+                verify,
+                store,
+                json,
+            } => replay(&config, into, verify, store, json).await,
             Command::Feed { file } => {
                 let text = if file.as_os_str() == "-" {
                     std::io::read_to_string(std::io::stdin())
                 } else {
                     std::fs::read_to_string(&file)
                 }
-                .map_err(|error| RuntimeError::Config(format!("feed file {}: {error}", file.display())))?;
+                .map_err(|error| {
+                    RuntimeError::Config(format!("feed file {}: {error}", file.display()))
+                })?;
                 let sent = ops::feed(&config, &text).await?;
                 println!("fed {sent} records");
                 Ok(())
@@ -149,7 +160,9 @@ pub fn operator_main() -> ExitCode {
                     .map_err(|error| RuntimeError::Config(format!("order id: {error}")))?;
                 let inspection = ops::inspect(&config, &order_id).await?;
                 if inspection.timeline.is_empty() {
-                    return Err(RuntimeError::Config(format!("order {order_id} has no events in the log")));
+                    return Err(RuntimeError::Config(format!(
+                        "order {order_id} has no events in the log"
+                    )));
                 }
                 print_inspection(&inspection, json)
             }
@@ -176,14 +189,22 @@ async fn replay(
             .map(|(a, _)| a.partition)
             .collect();
         if json {
-            print_json(&serde_json::json!({"replay": replayed, "live": live, "differing_partitions": differing}))?;
+            print_json(
+                &serde_json::json!({"replay": replayed, "live": live, "differing_partitions": differing}),
+            )?;
         } else {
             print_digests("replayed", &replayed.partitions);
             print_digests("live", &live);
-            println!("replayed {} events in {:.2}s", replayed.events, replayed.seconds);
+            println!(
+                "replayed {} events in {:.2}s",
+                replayed.events, replayed.seconds
+            );
         }
         if differing.is_empty() && live.len() == replayed.partitions.len() {
-            println!("verify: OK, live store equals the replay of the log ({})", replayed.digest);
+            println!(
+                "verify: OK, live store equals the replay of the log ({})",
+                replayed.digest
+            );
             Ok(())
         } else {
             Err(RuntimeError::Fatal(format!(
@@ -191,7 +212,14 @@ async fn replay(
             )))
         }
     } else {
-        let report = ops::replay(config, scratch.path(), Until::End { quiet: ops::END_QUIET }).await?;
+        let report = ops::replay(
+            config,
+            scratch.path(),
+            Until::End {
+                quiet: ops::END_QUIET,
+            },
+        )
+        .await?;
         if json {
             print_json(&report)?;
         } else {
@@ -229,7 +257,9 @@ fn tempdir_or(into: Option<PathBuf>) -> Result<Scratch, RuntimeError> {
         Some(path) => Ok(Scratch::Given(path)),
         None => tempfile::tempdir()
             .map(Scratch::Temporary)
-            .map_err(|error| RuntimeError::Fatal(format!("creating a temporary directory: {error}"))),
+            .map_err(|error| {
+                RuntimeError::Fatal(format!("creating a temporary directory: {error}"))
+            }),
     }
 }
 
@@ -243,7 +273,10 @@ fn print_digests(label: &str, lines: &[ops::DigestLine]) {
 }
 
 fn print_summary(summary: &ops::Summary) {
-    println!("{:<34} {:<22} {:>8} {:>10} {:>10}  open exceptions", "order", "status", "version", "total_fen", "paid_fen");
+    println!(
+        "{:<34} {:<22} {:>8} {:>10} {:>10}  open exceptions",
+        "order", "status", "version", "total_fen", "paid_fen"
+    );
     for (order_id, state) in &summary.orders {
         let open: Vec<&str> = state["open_exceptions"]
             .as_array()
@@ -261,7 +294,9 @@ fn print_summary(summary: &ops::Summary) {
     }
     let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
     for state in summary.orders.values() {
-        *by_status.entry(state["status"].as_str().unwrap_or("?")).or_insert(0) += 1;
+        *by_status
+            .entry(state["status"].as_str().unwrap_or("?"))
+            .or_insert(0) += 1;
     }
     println!("orders by status: {by_status:?}");
     println!(
@@ -287,7 +322,10 @@ fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), Runt
         return print_json(inspection);
     }
     println!("order {}", inspection.order_id);
-    println!("timeline ({} events in the log):", inspection.timeline.len());
+    println!(
+        "timeline ({} events in the log):",
+        inspection.timeline.len()
+    );
     for entry in &inspection.timeline {
         let event = &entry.event;
         let source = match (event.source.partition, event.source.offset) {
@@ -299,7 +337,11 @@ fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), Runt
             event.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
             event.body.kind(),
             event.body.describe(),
-            if entry.counted { "" } else { "  (duplicate, ignored)" },
+            if entry.counted {
+                ""
+            } else {
+                "  (duplicate, ignored)"
+            },
             source,
             entry.partition,
             entry.offset,
@@ -316,9 +358,16 @@ fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), Runt
 }
 
 fn run_async(work: impl std::future::Future<Output = Result<(), RuntimeError>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(error) => return fail(&RuntimeError::Fatal(format!("starting the async runtime: {error}"))),
+        Err(error) => {
+            return fail(&RuntimeError::Fatal(format!(
+                "starting the async runtime: {error}"
+            )))
+        }
     };
     match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,

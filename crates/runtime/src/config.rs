@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::RuntimeError;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Config {
     pub kafka: KafkaConfig,
@@ -50,7 +50,7 @@ pub struct ConsumerConfig {
     pub max_batch: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct TelemetryConfig {
     /// Where `/metrics` (Prometheus text) is served; none if unset.
@@ -65,18 +65,6 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            kafka: KafkaConfig::default(),
-            store: StoreConfig::default(),
-            consumer: ConsumerConfig::default(),
-            telemetry: TelemetryConfig::default(),
-            rules: Rules::default(),
-        }
-    }
 }
 
 impl Default for KafkaConfig {
@@ -103,15 +91,6 @@ impl Default for StoreConfig {
 impl Default for ConsumerConfig {
     fn default() -> ConsumerConfig {
         ConsumerConfig { max_batch: 1_000 }
-    }
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> TelemetryConfig {
-        TelemetryConfig {
-            metrics_listen: None,
-            log_format: LogFormat::Text,
-        }
     }
 }
 
@@ -160,9 +139,12 @@ impl Config {
             }
         }
         let origin = path.map_or_else(|| "configuration".to_string(), |p| p.display().to_string());
-        let config: Config = toml::Value::Table(document).try_into().map_err(|error: toml::de::Error| {
-            RuntimeError::Config(format!("{origin}: {}", error.message().trim_end()))
-        })?;
+        let config: Config =
+            toml::Value::Table(document)
+                .try_into()
+                .map_err(|error: toml::de::Error| {
+                    RuntimeError::Config(format!("{origin}: {}", error.message().trim_end()))
+                })?;
         config.check()?;
         Ok(config)
     }
@@ -251,7 +233,9 @@ mod tests {
     #[test]
     fn an_unknown_key_is_refused_by_name() {
         let toml = file("[kafka]\nbrokerz = \"a:1\"\n");
-        let error = Config::load_with(Some(toml.path()), |_| None).unwrap_err().to_string();
+        let error = Config::load_with(Some(toml.path()), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("unknown field `brokerz`"), "{error}");
     }
 
@@ -263,9 +247,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("partitions"), "{error}");
-        let error = Config::load_with(None, |name| (name == "ORDERFLOW_PARTITIONS").then(|| "0".into()))
-            .unwrap_err()
-            .to_string();
+        let error = Config::load_with(None, |name| {
+            (name == "ORDERFLOW_PARTITIONS").then(|| "0".into())
+        })
+        .unwrap_err()
+        .to_string();
         assert_eq!(error, "kafka.partitions must be at least 1");
     }
 }

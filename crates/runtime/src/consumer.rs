@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::types::RDKafkaRespErr;
@@ -120,7 +118,10 @@ pub fn subscribe<P: StartPosition>(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "roundrobin")
-        .set("session.timeout.ms", config.kafka.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            config.kafka.session_timeout_ms.to_string(),
+        )
         .set(
             "heartbeat.interval.ms",
             (config.kafka.session_timeout_ms / 3).max(100).to_string(),
@@ -191,7 +192,8 @@ where
     drop(stream);
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
-        Err(error) if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => {}
+        Err(error)
+            if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => {}
         Err(error) => warn!(consumer = name, %error, "final commit failed"),
     }
     Ok(())
@@ -220,13 +222,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

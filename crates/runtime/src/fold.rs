@@ -43,7 +43,12 @@ impl<'s, S: StateStore> Fold<'s, S> {
     }
 
     /// Folds `event`, read at `offset` of `partition`.
-    pub fn apply(&mut self, partition: i32, offset: i64, event: &Event) -> Result<Applied, StoreError> {
+    pub fn apply(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: &Event,
+    ) -> Result<Applied, StoreError> {
         self.batch.checkpoints.insert(partition, offset + 1);
         let slot = (partition, event.key.clone());
         let mut entity = match self.batch.entities.remove(&slot) {

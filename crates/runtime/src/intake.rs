@@ -51,11 +51,22 @@ pub async fn run(
     let group = format!("{}{name}", config.kafka.topic_prefix);
     let (consumer, _) = consumer::subscribe(config, &group, &source, Committed)?;
     info!(consumer = %name, topic = %source, store = %store_dir.display(), "intake started");
-    consumer::run(&name, &consumer, config.consumer.max_batch, &mut intake, shutdown).await
+    consumer::run(
+        &name,
+        &consumer,
+        config.consumer.max_batch,
+        &mut intake,
+        shutdown,
+    )
+    .await
 }
 
 impl BatchHandler for Intake {
-    async fn handle<C: ConsumerContext>(&mut self, _consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) -> Result<(), RuntimeError> {
+    async fn handle<C: ConsumerContext>(
+        &mut self,
+        _consumer: &StreamConsumer<C>,
+        batch: &[OwnedMessage],
+    ) -> Result<(), RuntimeError> {
         let span = info_span!("intake_batch", consumer = %self.name, records = batch.len());
         async {
             let log_topic = self.topics.order_events();

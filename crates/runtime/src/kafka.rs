@@ -55,7 +55,10 @@ impl Topics {
             plain("in.inventory"),
             plain("in.actions"),
             // The log is the truth: never deleted, never compacted.
-            (self.order_events(), vec![("retention.ms", "-1"), ("retention.bytes", "-1")]),
+            (
+                self.order_events(),
+                vec![("retention.ms", "-1"), ("retention.bytes", "-1")],
+            ),
             // Latest snapshot per order is all a reader needs.
             (self.order_state(), vec![("cleanup.policy", "compact")]),
             plain("exceptions"),
@@ -90,7 +93,10 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, RuntimeError> {
 }
 
 /// Creates every topic; ones that exist already are left as they are.
-pub async fn create_topics(kafka: &KafkaConfig, topics: &Topics) -> Result<Vec<String>, RuntimeError> {
+pub async fn create_topics(
+    kafka: &KafkaConfig,
+    topics: &Topics,
+) -> Result<Vec<String>, RuntimeError> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka)
         .create()
         .map_err(RuntimeError::kafka("creating admin client"))?;
@@ -129,7 +135,10 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &Topics) -> Result<Vec<S
 }
 
 /// Reads a header's value by name.
-pub fn header<'a>(headers: Option<&'a rdkafka::message::BorrowedHeaders>, name: &str) -> Option<&'a [u8]> {
+pub fn header<'a>(
+    headers: Option<&'a rdkafka::message::BorrowedHeaders>,
+    name: &str,
+) -> Option<&'a [u8]> {
     use rdkafka::message::Headers;
     headers.and_then(|headers| {
         headers

@@ -34,7 +34,11 @@ pub async fn read_topic(
     until: Until,
     mut visit: impl FnMut(&BorrowedMessage<'_>) -> Result<(), RuntimeError>,
 ) -> Result<(), RuntimeError> {
-    let group = format!("orderflow-reader-{}-{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let group = format!(
+        "orderflow-reader-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
     let consumer: StreamConsumer = client_config(kafka)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
@@ -68,7 +72,12 @@ pub async fn read_topic(
             Some(*quiet)
         }
         Until::Offsets(targets) => {
-            goal.extend(targets.iter().filter(|(p, _)| partitions.contains(p)).map(|(p, o)| (*p, *o)));
+            goal.extend(
+                targets
+                    .iter()
+                    .filter(|(p, _)| partitions.contains(p))
+                    .map(|(p, o)| (*p, *o)),
+            );
             None
         }
     };
@@ -82,7 +91,10 @@ pub async fn read_topic(
         .assign(&assignment)
         .map_err(RuntimeError::kafka(format!("assigning {topic}")))?;
     let mut position: BTreeMap<i32, i64> = goal.keys().map(|p| (*p, 0)).collect();
-    let reached = |position: &BTreeMap<i32, i64>| goal.iter().all(|(p, end)| position.get(p).copied().unwrap_or(0) >= *end);
+    let reached = |position: &BTreeMap<i32, i64>| {
+        goal.iter()
+            .all(|(p, end)| position.get(p).copied().unwrap_or(0) >= *end)
+    };
     let mut last_record = Instant::now();
     loop {
         if quiet.is_none() && reached(&position) {

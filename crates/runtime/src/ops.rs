@@ -66,13 +66,20 @@ impl From<PartitionDigest> for DigestLine {
 fn combined(lines: &[DigestLine]) -> String {
     let mut hasher = Sha256::new();
     for line in lines {
-        hasher.update(format!("{}:{}:{}\n", line.partition, line.checkpoint, line.sha256));
+        hasher.update(format!(
+            "{}:{}:{}\n",
+            line.partition, line.checkpoint, line.sha256
+        ));
     }
     hex::encode(hasher.finalize())
 }
 
 /// Folds `order-events` into the empty store at `into`, up to `until`.
-pub async fn replay(config: &Config, into: &Path, until: Until) -> Result<ReplayReport, RuntimeError> {
+pub async fn replay(
+    config: &Config,
+    into: &Path,
+    until: Until,
+) -> Result<ReplayReport, RuntimeError> {
     let store = SledStore::open(into)?;
     let topic = Topics::new(&config.kafka.topic_prefix).order_events();
     if !store.checkpoints()?.is_empty() {
@@ -137,14 +144,26 @@ pub fn live_digests(store_dir: &Path) -> Result<Vec<DigestLine>, RuntimeError> {
     }
     checkpoints
         .keys()
-        .map(|p| store.digest(*p).map(DigestLine::from).map_err(RuntimeError::from))
+        .map(|p| {
+            store
+                .digest(*p)
+                .map(DigestLine::from)
+                .map_err(RuntimeError::from)
+        })
         .collect()
 }
 
 /// Replays each partition the live store holds up to the live checkpoint and compares.
-pub async fn verify(config: &Config, live_dir: &Path, scratch: &Path) -> Result<(ReplayReport, Vec<DigestLine>), RuntimeError> {
+pub async fn verify(
+    config: &Config,
+    live_dir: &Path,
+    scratch: &Path,
+) -> Result<(ReplayReport, Vec<DigestLine>), RuntimeError> {
     let live = live_digests(live_dir)?;
-    let targets = live.iter().map(|line| (line.partition, line.checkpoint)).collect();
+    let targets = live
+        .iter()
+        .map(|line| (line.partition, line.checkpoint))
+        .collect();
     let replayed = replay(config, scratch, Until::Offsets(targets)).await?;
     Ok((replayed, live))
 }
@@ -172,21 +191,26 @@ pub async fn inspect(config: &Config, order_id: &OrderId) -> Result<Inspection, 
     let key_text = key.to_string();
     let mut state = Entity::empty(&key);
     let mut timeline = Vec::new();
-    read_topic(&config.kafka, &topic, Until::End { quiet: END_QUIET }, |message| {
-        if message.key() != Some(key_text.as_bytes()) {
-            return Ok(());
-        }
-        if let Ok(event) = decode_log_record(message.payload().unwrap_or_default()) {
-            let counted = state.apply(&event).is_some();
-            timeline.push(TimelineEntry {
-                partition: message.partition(),
-                offset: message.offset(),
-                counted,
-                event: event.masked(),
-            });
-        }
-        Ok(())
-    })
+    read_topic(
+        &config.kafka,
+        &topic,
+        Until::End { quiet: END_QUIET },
+        |message| {
+            if message.key() != Some(key_text.as_bytes()) {
+                return Ok(());
+            }
+            if let Ok(event) = decode_log_record(message.payload().unwrap_or_default()) {
+                let counted = state.apply(&event).is_some();
+                timeline.push(TimelineEntry {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    counted,
+                    event: event.masked(),
+                });
+            }
+            Ok(())
+        },
+    )
     .await?;
     let state = match state {
         Entity::Order(mut order) if order.version > 0 => {
@@ -223,9 +247,8 @@ pub async fn feed(config: &Config, lines: &str) -> Result<usize, RuntimeError> {
         if line.trim().is_empty() || line.trim_start().starts_with("//") {
             continue;
         }
-        let record: FeedRecord = serde_json::from_str(line).map_err(|error| {
-            RuntimeError::Config(format!("feed line {}: {error}", index + 1))
-        })?;
+        let record: FeedRecord = serde_json::from_str(line)
+            .map_err(|error| RuntimeError::Config(format!("feed line {}: {error}", index + 1)))?;
         let payload = match record.value {
             serde_json::Value::String(raw) => raw.into_bytes(),
             other => other.to_string().into_bytes(),
@@ -281,7 +304,9 @@ pub async fn summary(config: &Config) -> Result<Summary, RuntimeError> {
         let id = change.exception.exception_id.to_string();
         if change.exception.is_open() {
             if open.insert(id, true).is_none() {
-                *exceptions_raised.entry(change.exception.kind.as_str().to_string()).or_insert(0) += 1;
+                *exceptions_raised
+                    .entry(change.exception.kind.as_str().to_string())
+                    .or_insert(0) += 1;
             }
         } else {
             open.insert(id, false);

@@ -54,7 +54,10 @@ pub struct StateConsumer {
 }
 
 pub fn store_dir(config: &Config, instance: &str) -> std::path::PathBuf {
-    config.store.data_dir.join(format!("{CONSUMER_NAME}-{instance}"))
+    config
+        .store
+        .data_dir
+        .join(format!("{CONSUMER_NAME}-{instance}"))
 }
 
 pub async fn run(
@@ -83,7 +86,14 @@ pub async fn run(
         in_flight: HashSet::new(),
     };
     info!(consumer = CONSUMER_NAME, store = %dir.display(), rules = %config.rules.version, "state consumer started");
-    consumer::run(CONSUMER_NAME, &consumer, config.consumer.max_batch, &mut state, shutdown).await
+    consumer::run(
+        CONSUMER_NAME,
+        &consumer,
+        config.consumer.max_batch,
+        &mut state,
+        shutdown,
+    )
+    .await
 }
 
 impl StateConsumer {
@@ -118,7 +128,11 @@ impl StateConsumer {
                 Offset::Offset(offset) => offset,
                 _ => 0,
             };
-            info!(partition = element.partition(), live_from = offset, "partition progress known");
+            info!(
+                partition = element.partition(),
+                live_from = offset,
+                "partition progress known"
+            );
             self.live_from.insert(element.partition(), offset);
         }
         Ok(())
@@ -132,7 +146,11 @@ impl BatchHandler for StateConsumer {
         batch: &[OwnedMessage],
     ) -> Result<(), RuntimeError> {
         self.refresh_live_from(consumer, batch)?;
-        let span = info_span!("state_batch", consumer = CONSUMER_NAME, records = batch.len());
+        let span = info_span!(
+            "state_batch",
+            consumer = CONSUMER_NAME,
+            records = batch.len()
+        );
         async {
             let log_topic = self.topics.order_events();
             let dlq_topic = self.topics.dlq();
@@ -236,5 +254,6 @@ impl BatchHandler for StateConsumer {
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, RuntimeError> {
-    serde_json::to_vec(value).map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))
+    serde_json::to_vec(value)
+        .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))
 }

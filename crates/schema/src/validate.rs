@@ -198,7 +198,12 @@ pub(crate) fn event(
             warehouse: fields.string("warehouse")?,
             on_hand: fields.integer("on_hand", 0)?,
         };
-        return Ok(Event::fact(EntityKey::Stock(sku), occurred_at, source, body));
+        return Ok(Event::fact(
+            EntityKey::Stock(sku),
+            occurred_at,
+            source,
+            body,
+        ));
     }
     let order_id = order_id(&fields)?;
     source.channel = Some(order_id.channel());
@@ -326,9 +331,9 @@ fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
 
 fn order_lines(fields: &Fields<'_>) -> Result<Vec<OrderLine>, Rejection> {
     let value = fields.required("lines")?;
-    let items = value.as_array().ok_or_else(|| {
-        invalid(format!("lines must be an array, got {}", shown(value)))
-    })?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| invalid(format!("lines must be an array, got {}", shown(value))))?;
     if items.is_empty() || items.len() > MAX_LINES {
         return Err(invalid(format!(
             "lines must have 1 to {MAX_LINES} items, got {}",

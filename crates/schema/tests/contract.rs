@@ -1,5 +1,8 @@
 //! The documented contract (docs/examples) is exactly what the intake accepts and rejects.
 
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -8,7 +11,9 @@ use orderflow_schema::{decode, v1, InputTopic, Provenance, RejectionKind, PROTOB
 use prost::Message;
 
 fn examples(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples").join(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/examples")
+        .join(dir);
     let mut files: Vec<PathBuf> = fs::read_dir(root)
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -53,17 +58,45 @@ fn every_documented_example_is_accepted_on_its_topic() {
 #[test]
 fn every_documented_invalid_example_is_rejected_with_a_reason() {
     let expected = [
-        ("bad_platform_order_id", RejectionKind::InvalidField, "platform_order_id"),
+        (
+            "bad_platform_order_id",
+            RejectionKind::InvalidField,
+            "platform_order_id",
+        ),
         ("empty_lines", RejectionKind::InvalidField, "lines"),
-        ("fractional_amount", RejectionKind::InvalidField, "amount_fen must be an integer of at least 1, got 12.5"),
-        ("missing_buyer_id", RejectionKind::InvalidField, "buyer_id is required"),
+        (
+            "fractional_amount",
+            RejectionKind::InvalidField,
+            "amount_fen must be an integer of at least 1, got 12.5",
+        ),
+        (
+            "missing_buyer_id",
+            RejectionKind::InvalidField,
+            "buyer_id is required",
+        ),
         ("negative_amount", RejectionKind::InvalidField, "amount_fen"),
         ("not_json", RejectionKind::MalformedJson, "not valid JSON"),
-        ("occurred_at_without_offset", RejectionKind::InvalidField, "occurred_at"),
+        (
+            "occurred_at_without_offset",
+            RejectionKind::InvalidField,
+            "occurred_at",
+        ),
         ("total_mismatch", RejectionKind::InvalidField, "total_fen"),
-        ("unknown_channel", RejectionKind::InvalidField, "unknown channel"),
-        ("unknown_kind", RejectionKind::InvalidField, "kind must be one of"),
-        ("unsupported_version", RejectionKind::UnsupportedVersion, "schema_version"),
+        (
+            "unknown_channel",
+            RejectionKind::InvalidField,
+            "unknown channel",
+        ),
+        (
+            "unknown_kind",
+            RejectionKind::InvalidField,
+            "kind must be one of",
+        ),
+        (
+            "unsupported_version",
+            RejectionKind::UnsupportedVersion,
+            "schema_version",
+        ),
         ("wrong_type_qty", RejectionKind::InvalidField, "qty"),
     ];
     let files = examples("invalid");
@@ -80,10 +113,25 @@ fn every_documented_invalid_example_is_rejected_with_a_reason() {
 
 #[test]
 fn a_kind_on_the_wrong_topic_is_rejected() {
-    let bytes = fs::read(examples("").into_iter().find(|p| p.ends_with("payment_captured.json")).unwrap()).unwrap();
-    let rejection = decode(InputTopic::Orders, &provenance(InputTopic::Orders), None, &bytes).unwrap_err();
+    let bytes = fs::read(
+        examples("")
+            .into_iter()
+            .find(|p| p.ends_with("payment_captured.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let rejection = decode(
+        InputTopic::Orders,
+        &provenance(InputTopic::Orders),
+        None,
+        &bytes,
+    )
+    .unwrap_err();
     assert_eq!(rejection.kind, RejectionKind::WrongTopic);
-    assert_eq!(rejection.message, "kind \"payment_captured\" belongs on in.payments, not on in.orders");
+    assert_eq!(
+        rejection.message,
+        "kind \"payment_captured\" belongs on in.payments, not on in.orders"
+    );
 }
 
 #[test]
@@ -97,9 +145,14 @@ fn a_retried_callback_has_the_same_event_id_and_a_new_fact_another() {
     let mut other = base.clone();
     other["payment_id"] = "P2".into();
     let id = |value: &serde_json::Value| {
-        decode(InputTopic::Payments, &provenance(InputTopic::Payments), None, value.to_string().as_bytes())
-            .unwrap()
-            .event_id
+        decode(
+            InputTopic::Payments,
+            &provenance(InputTopic::Payments),
+            None,
+            value.to_string().as_bytes(),
+        )
+        .unwrap()
+        .event_id
     };
     assert_eq!(id(&base), id(&retry));
     assert_ne!(id(&base), id(&other));
@@ -112,11 +165,13 @@ fn protobuf_and_json_forms_give_the_same_event() {
         channel: "douyin".into(),
         platform_order_id: "DY-77".into(),
         occurred_at: "2026-11-25T02:00:00Z".into(),
-        kind: Some(v1::input_event::Kind::ShipmentDispatched(v1::ShipmentDispatched {
-            carrier: "SF".into(),
-            tracking_no: "SF123".into(),
-            warehouse: "WH-HZ".into(),
-        })),
+        kind: Some(v1::input_event::Kind::ShipmentDispatched(
+            v1::ShipmentDispatched {
+                carrier: "SF".into(),
+                tracking_no: "SF123".into(),
+                warehouse: "WH-HZ".into(),
+            },
+        )),
     };
     let json = serde_json::json!({
         "kind": "shipment_dispatched", "channel": "douyin", "platform_order_id": "DY-77",
@@ -129,10 +184,22 @@ fn protobuf_and_json_forms_give_the_same_event() {
         &proto.encode_to_vec(),
     )
     .unwrap();
-    let from_json = decode(InputTopic::Shipments, &provenance(InputTopic::Shipments), None, json.to_string().as_bytes()).unwrap();
+    let from_json = decode(
+        InputTopic::Shipments,
+        &provenance(InputTopic::Shipments),
+        None,
+        json.to_string().as_bytes(),
+    )
+    .unwrap();
     assert_eq!(from_proto, from_json);
-    assert_eq!(from_proto.key, EntityKey::Order("douyin:DY-77".parse().unwrap()));
-    assert!(matches!(from_proto.body, EventBody::ShipmentDispatched { .. }));
+    assert_eq!(
+        from_proto.key,
+        EntityKey::Order("douyin:DY-77".parse().unwrap())
+    );
+    assert!(matches!(
+        from_proto.body,
+        EventBody::ShipmentDispatched { .. }
+    ));
 }
 
 #[test]

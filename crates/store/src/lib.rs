@@ -110,10 +110,16 @@ pub(crate) mod contract_tests {
     }
 
     pub(crate) fn loads_what_was_written(store: &impl StateStore) {
-        store.write(&batch(1, 10, &[("tmall:A", 1), ("jd:B", 2)])).unwrap();
+        store
+            .write(&batch(1, 10, &[("tmall:A", 1), ("jd:B", 2)]))
+            .unwrap();
         let (key, expected) = order("jd:B", 2);
         assert_eq!(store.load(1, &key).unwrap(), Some(expected));
-        assert_eq!(store.load(0, &key).unwrap(), None, "partitions are separate");
+        assert_eq!(
+            store.load(0, &key).unwrap(),
+            None,
+            "partitions are separate"
+        );
         assert_eq!(store.checkpoint(1).unwrap(), Some(10));
         assert_eq!(store.checkpoint(2).unwrap(), None);
     }
@@ -121,7 +127,14 @@ pub(crate) mod contract_tests {
     pub(crate) fn later_writes_replace_earlier_ones(store: &impl StateStore) {
         store.write(&batch(0, 5, &[("web:A", 1)])).unwrap();
         store.write(&batch(0, 6, &[("web:A", 2)])).unwrap();
-        assert_eq!(store.load(0, &order("web:A", 0).0).unwrap().unwrap().version(), 2);
+        assert_eq!(
+            store
+                .load(0, &order("web:A", 0).0)
+                .unwrap()
+                .unwrap()
+                .version(),
+            2
+        );
         assert_eq!(store.checkpoints().unwrap(), BTreeMap::from([(0, 6)]));
     }
 
@@ -131,11 +144,16 @@ pub(crate) mod contract_tests {
     ) {
         first.write(&batch(2, 3, &[("tmall:A", 1)])).unwrap();
         first.write(&batch(2, 4, &[("jd:B", 1)])).unwrap();
-        second.write(&batch(2, 4, &[("jd:B", 1), ("tmall:A", 1)])).unwrap();
+        second
+            .write(&batch(2, 4, &[("jd:B", 1), ("tmall:A", 1)]))
+            .unwrap();
         let (a, b) = (first.digest(2).unwrap(), second.digest(2).unwrap());
         assert_eq!(a, b);
         assert_eq!(a.entities, 2);
         second.write(&batch(2, 4, &[("jd:B", 2)])).unwrap();
-        assert_ne!(first.digest(2).unwrap().sha256, second.digest(2).unwrap().sha256);
+        assert_ne!(
+            first.digest(2).unwrap().sha256,
+            second.digest(2).unwrap().sha256
+        );
     }
 }

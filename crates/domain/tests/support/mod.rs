@@ -1,5 +1,5 @@
 //! Builders for order journeys used by the given/when/then tests and the properties.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};
 use orderflow_domain::*;

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run): formatting, lints, the docs and compose checks,
+# shell lint, then every Rust test against a real local Apache Kafka, then the end-to-end tests
+# again against Tansu (a second Kafka-protocol broker).
+#
+# usage: scripts/test.sh
+#
+# Every step runs even if an earlier one failed (except tests whose broker did not start); a
+# summary of the steps is printed at the end and the exit status is 1 if any step failed.
+# Needs a Rust toolchain, a JDK 17+ with Maven and python3; the Python tools, Kafka and Tansu are
+# installed into .tools/ on first use.
+#
+# Environment:
+#   TEST_TIMEOUT_KAFKA  seconds allowed for `cargo test --workspace` against Kafka (default 480)
+#   TEST_TIMEOUT_TANSU  seconds allowed for the Tansu run (default 300)
+
+# shellcheck disable=SC2317 # the functions below run indirectly: through `step`, or as the trap
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+VENV=$ROOT/.tools/venv
+REQUIREMENTS=$ROOT/scripts/requirements-ci.txt
+TIMEOUT_KAFKA=${TEST_TIMEOUT_KAFKA:-480}
+TIMEOUT_TANSU=${TEST_TIMEOUT_TANSU:-300}
+
+command -v cargo >/dev/null 2>&1 || [[ ! -x $HOME/.cargo/bin/cargo ]] || PATH=$HOME/.cargo/bin:$PATH
+
+if [[ -t 1 ]]; then
+  banner() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+else
+  banner() { printf '\n==> %s\n' "$*"; }
+fi
+
+SUMMARY=()
+FAILED=0
+STARTED=$SECONDS
+
+# step NAME CMD... : run CMD, record its outcome and duration.
+step() {
+  local name=$1 t0=$SECONDS rc=0
+  shift
+  banner "$name"
+  "$@" || rc=$?
+  if ((rc == 0)); then
+    SUMMARY+=("ok      $name ($((SECONDS - t0)) s)")
+  else
+    local why="exit $rc"
+    ((rc != 124)) || why="timed out"
+    SUMMARY+=("FAILED  $name ($why, $((SECONDS - t0)) s)")
+    FAILED=1
+  fi
+  return 0
+}
+
+# skip NAME WHY : record a step that could not run; counts as a failure.
+skip() {
+  SUMMARY+=("FAILED  $1 (not run: $2)")
+  FAILED=1
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  "$ROOT/scripts/kafka.sh" stop || true
+  "$ROOT/scripts/tansu.sh" stop || true
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The Python tools of scripts/requirements-ci.txt in .tools/venv (reinstalled when the file changes).
+python_tools() {
+  local marker=$VENV/.requirements-ci.sha256 want
+  want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+  if [[ -x $VENV/bin/python && -f $marker && $(<"$marker") == "$want" ]]; then
+    echo "up to date (${VENV#"$ROOT"/})"
+    return 0
+  fi
+  # (explicit returns: set -e does not apply inside a step)
+  [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV" || return 1
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS" || return 1
+  echo "$want" >"$marker"
+}
+
+shell_lint() {
+  if ! command -v shellcheck >/dev/null 2>&1; then
+    echo "shellcheck is not installed; skipped"
+    return 0
+  fi
+  shellcheck -x scripts/*.sh .ci/run
+}
+
+# with_broker KIND : start a fresh broker with scripts/KIND.sh; its bootstrap goes in BOOTSTRAP.
+BOOTSTRAP=
+with_broker() {
+  BOOTSTRAP=$("$ROOT/scripts/$1.sh" start) || {
+    BOOTSTRAP=
+    return 1
+  }
+  echo "$1 at $BOOTSTRAP"
+}
+
+step "python tools (pip install -r scripts/requirements-ci.txt)" python_tools
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "check-docs.py (input contract)" "$VENV/bin/python" scripts/check-docs.py
+step "validate-compose.py (docker-compose.yml)" "$VENV/bin/python" scripts/validate-compose.py
+step "shellcheck" shell_lint
+
+# Every Rust test, with a real Kafka broker for the integration tests.
+step "start Kafka (scripts/kafka.sh start)" with_broker kafka
+if [[ -n $BOOTSTRAP ]]; then
+  step "cargo test --workspace (Kafka at $BOOTSTRAP)" \
+    env ORDERFLOW_BROKERS="$BOOTSTRAP" timeout --kill-after=30 "$TIMEOUT_KAFKA" \
+    cargo test --workspace --locked
+else
+  skip "cargo test --workspace (Kafka)" "Kafka did not start"
+fi
+# Frees the memory of the JVM before the next broker.
+"$ROOT/scripts/kafka.sh" stop || true
+
+# The end-to-end tests again, on a second Kafka-protocol broker.
+BOOTSTRAP=
+step "start Tansu (scripts/tansu.sh start)" with_broker tansu
+if [[ -n $BOOTSTRAP ]]; then
+  step "cargo test --test pipeline --test crash (Tansu at $BOOTSTRAP)" \
+    env ORDERFLOW_BROKERS="$BOOTSTRAP" ORDERFLOW_BROKER_KIND=tansu timeout --kill-after=30 "$TIMEOUT_TANSU" \
+    cargo test --locked --test pipeline --test crash
+else
+  skip "cargo test --test pipeline --test crash (Tansu)" "Tansu did not start"
+fi
+
+banner "summary ($((SECONDS - STARTED)) s)"
+printf '%s\n' "${SUMMARY[@]}"
+exit "$FAILED"

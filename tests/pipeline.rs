@@ -463,3 +463,89 @@ fn a_bad_config_is_one_plain_sentence_and_a_usage_exit() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
+    let harness = Harness::new("scale");
+    let _intake: Vec<_> = [
+        "orderflow-orders",
+        "orderflow-payments",
+        "orderflow-shipments",
+    ]
+    .iter()
+    .map(|name| harness.spawn(name, "0"))
+    .collect();
+    let mut first = harness.spawn("orderflow-state", "0");
+    let orders: Vec<String> = (0..30).map(|i| format!("S{i:03}")).collect();
+    for order in &orders {
+        harness
+            .produce_json("in.orders", &input::placed("tmall", order, 1_000))
+            .await;
+        harness
+            .produce_json(
+                "in.payments",
+                &input::paid("tmall", order, &format!("PAY-{order}"), 1_000),
+            )
+            .await;
+    }
+    let ids: Vec<String> = orders.iter().map(|o| format!("tmall:{o}")).collect();
+    let expect = |status: &'static str| -> Vec<(&str, &'static str)> {
+        ids.iter().map(|id| (id.as_str(), status)).collect()
+    };
+    harness.wait_for_statuses(&expect("approved")).await;
+
+    // A second copy joins: it gets partitions it has no local state for and must rebuild them
+    // from the log before it can fold the next facts correctly.
+    let mut second = harness.spawn("orderflow-state", "1");
+    harness
+        .wait_for(
+            "the second copy to own partitions",
+            Duration::from_secs(60),
+            || async {
+                let log =
+                    std::fs::read_to_string(harness.data_dir().join("logs/orderflow-state-1.log"))
+                        .unwrap_or_default();
+                log.lines()
+                    .any(|line| {
+                        line.contains("partitions assigned") && !line.contains("partitions=[]")
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    for order in &orders {
+        harness
+            .produce_json("in.shipments", &input::dispatched("tmall", order))
+            .await;
+    }
+    let states = harness.wait_for_statuses(&expect("shipped")).await;
+    for id in &ids {
+        assert_eq!(
+            states[id]["version"], 4,
+            "placed, paid, approved, dispatched: {}",
+            states[id]
+        );
+    }
+
+    // The first copy leaves: the second takes everything over.
+    assert!(first.terminate().success());
+    for order in &orders {
+        harness
+            .produce_json("in.shipments", &input::delivered("tmall", order))
+            .await;
+    }
+    let states = harness.wait_for_statuses(&expect("delivered")).await;
+    for id in &ids {
+        assert_eq!(states[id]["version"], 5, "{}", states[id]);
+        assert_eq!(states[id]["paid_fen"], 1_000);
+    }
+    assert!(second.terminate().success());
+    let store = harness.data_dir().join("orderflow-state-1");
+    let verify = harness.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

@@ -16,14 +16,7 @@ pub struct DedupIndex {
 
 impl DedupIndex {
     pub fn open(path: &Path) -> Result<DedupIndex, StoreError> {
-        let tree = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let tree = crate::open_db(path)?;
         Ok(DedupIndex { tree })
     }
 

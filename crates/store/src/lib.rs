@@ -74,6 +74,18 @@ pub trait StateStore {
     fn entities(&self, partition: i32) -> Result<Vec<Entity>, StoreError>;
 }
 
+/// Opens a sled database tuned for many small batched writes.
+pub(crate) fn open_db(path: &std::path::Path) -> Result<sled::Db, StoreError> {
+    sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
 /// Hashes `(key, value)` pairs in the order given, length-prefixed so boundaries can't blur.
 pub(crate) fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> String {
     let mut hasher = Sha256::new();

@@ -42,14 +42,7 @@ fn decode_entity(bytes: &[u8]) -> Result<Entity, StoreError> {
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let db = crate::open_db(path)?;
         Ok(SledStore { db })
     }
 }

@@ -11,7 +11,8 @@
 # The first run builds the release binaries (several minutes) and installs Kafka into .tools/.
 #
 # Environment:
-#   KEEP_BROKER=1        leave the broker running at the end (stop it with scripts/kafka.sh stop)
+#   DEMO_BROKER=tansu    run on Tansu (scripts/tansu.sh) instead of Apache Kafka (scripts/kafka.sh)
+#   KEEP_BROKER=1        leave the broker running at the end (stop it with scripts/$DEMO_BROKER.sh stop)
 #   DEMO_SETTLE_TIMEOUT  seconds to wait for the pipeline to settle after the feed (default 90)
 #
 # Output: the consumers' logs are in var/demo/logs/, their stores in var/demo/.
@@ -27,6 +28,16 @@ DATA=$ROOT/var/demo
 LOGS=$DATA/logs
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 SETTLE_TIMEOUT=${DEMO_SETTLE_TIMEOUT:-90}
+BROKER_KIND=${DEMO_BROKER:-kafka}
+case $BROKER_KIND in
+  kafka) BROKER_NAME="Apache Kafka" ;;
+  tansu) BROKER_NAME="Tansu" ;;
+  *)
+    echo "demo.sh: DEMO_BROKER must be kafka or tansu, not '$BROKER_KIND'" >&2
+    exit 2
+    ;;
+esac
+BROKER_SCRIPT=$ROOT/scripts/$BROKER_KIND.sh
 CONSUMERS=(orders payments shipments inventory state)
 # The two orders `orderflow inspect` shows: the payment callback sent three times, and the
 # shipment that arrived before its payment.
@@ -54,6 +65,7 @@ export NO_COLOR=1 # plain log files
 PIDS=()
 NAMES=()
 BROKER_STARTED=0
+CONSUMERS_STARTED=0
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM
@@ -67,14 +79,10 @@ cleanup() {
     stop_wait "${PIDS[$i]}" 15 || true
   done
   if ((BROKER_STARTED)); then
-    if ((rc == 0)) && [[ ${KEEP_BROKER:-0} == 1 ]]; then
-      log "KEEP_BROKER=1: Kafka stays up at $ORDERFLOW_BROKERS (scripts/kafka.sh stop to stop it)"
-    else
-      "$ROOT/scripts/kafka.sh" stop || true
-    fi
+    "$BROKER_SCRIPT" stop || true
   fi
-  if ((rc != 0)); then
-    log "failed (exit $rc); consumer logs are in ${LOGS#"$ROOT"/}/"
+  if ((rc != 0 && CONSUMERS_STARTED)); then
+    log "failed (exit $rc); the consumers' logs are in ${LOGS#"$ROOT"/}/"
   fi
   exit "$rc"
 }
@@ -98,12 +106,19 @@ stop_wait() {
   return "$rc"
 }
 
-# check_consumers : fail, with the log's tail, if a consumer has exited.
+# check_consumers : stop the demo if a consumer has exited: with 130 if it exited cleanly (it
+# got the terminal's Ctrl-C too), else with 1 and the tail of its log.
 check_consumers() {
-  local i
+  local i rc
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-      log "orderflow-${NAMES[$i]} exited early; last lines of its log:"
+      rc=0
+      wait "${PIDS[$i]}" 2>/dev/null || rc=$?
+      if ((rc == 0)); then
+        log "orderflow-${NAMES[$i]} stopped (interrupted?)"
+        exit 130
+      fi
+      log "orderflow-${NAMES[$i]} exited with status $rc; last lines of its log:"
       tail -n 30 "$LOGS/${NAMES[$i]}.log" >&2 || true
       exit 1
     fi
@@ -168,9 +183,9 @@ done
 OF=$BIN/orderflow
 
 # --- 2. broker, topics ---------------------------------------------------------------------------
-say "Starting a fresh local Apache Kafka (scripts/kafka.sh start)"
+say "Starting a fresh local $BROKER_NAME (scripts/$BROKER_KIND.sh start)"
 BROKER_STARTED=1
-ORDERFLOW_BROKERS=$("$ROOT/scripts/kafka.sh" start)
+ORDERFLOW_BROKERS=$("$BROKER_SCRIPT" start)
 export ORDERFLOW_BROKERS
 echo "broker: $ORDERFLOW_BROKERS"
 
@@ -181,6 +196,7 @@ mkdir -p "$LOGS"
 # --- 3. consumers --------------------------------------------------------------------------------
 say "Starting the consumers (logs in ${LOGS#"$ROOT"/}/)"
 METRICS_PORT=$(free_port)
+CONSUMERS_STARTED=1
 for c in "${CONSUMERS[@]}"; do
   if [[ $c == payments ]]; then
     # One consumer serves Prometheus metrics, to show the retried callbacks being dropped.
@@ -288,8 +304,12 @@ PY
 if ((verify_rc != 0)); then
   die "replay --verify failed (exit $verify_rc): the live state store differs from the replay of the log"
 fi
-if [[ ${KEEP_BROKER:-0} != 1 ]]; then
+if [[ ${KEEP_BROKER:-0} == 1 ]]; then
+  say "KEEP_BROKER=1: $BROKER_NAME stays up at $ORDERFLOW_BROKERS (scripts/$BROKER_KIND.sh stop to stop it)"
+  BROKER_STARTED=0
+else
   say "Stopping the broker"
+  "$BROKER_SCRIPT" stop
+  BROKER_STARTED=0
 fi
-# (cleanup, run on exit, stops the broker unless KEEP_BROKER=1)
 echo "demo OK"

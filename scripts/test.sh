@@ -5,8 +5,9 @@
 #
 # usage: scripts/test.sh
 #
-# Every step runs even if an earlier one failed (except tests whose broker did not start); a
-# summary of the steps is printed at the end and the exit status is 1 if any step failed.
+# Every step runs even if an earlier one failed (except tests whose broker did not start), and
+# cargo test runs every test binary (--no-fail-fast); a summary of the steps is printed at the
+# end and the exit status is 1 if any step failed.
 # Needs a Rust toolchain, a JDK 17+ with Maven and python3; the Python tools, Kafka and Tansu are
 # installed into .tools/ on first use.
 #
@@ -115,20 +116,21 @@ step "start Kafka (scripts/kafka.sh start)" with_broker kafka
 if [[ -n $BOOTSTRAP ]]; then
   step "cargo test --workspace (Kafka at $BOOTSTRAP)" \
     env ORDERFLOW_BROKERS="$BOOTSTRAP" timeout --kill-after=30 "$TIMEOUT_KAFKA" \
-    cargo test --workspace --locked
+    cargo test --workspace --locked --no-fail-fast
 else
   skip "cargo test --workspace (Kafka)" "Kafka did not start"
 fi
 # Frees the memory of the JVM before the next broker.
 "$ROOT/scripts/kafka.sh" stop || true
 
-# The end-to-end tests again, on a second Kafka-protocol broker.
+# The end-to-end tests again, on a second Kafka-protocol broker. (--workspace only keeps the
+# feature resolution of the run above, so nothing is rebuilt; these tests are in the root package.)
 BOOTSTRAP=
 step "start Tansu (scripts/tansu.sh start)" with_broker tansu
 if [[ -n $BOOTSTRAP ]]; then
   step "cargo test --test pipeline --test crash (Tansu at $BOOTSTRAP)" \
     env ORDERFLOW_BROKERS="$BOOTSTRAP" ORDERFLOW_BROKER_KIND=tansu timeout --kill-after=30 "$TIMEOUT_TANSU" \
-    cargo test --locked --test pipeline --test crash
+    cargo test --workspace --locked --no-fail-fast --test pipeline --test crash
 else
   skip "cargo test --test pipeline --test crash (Tansu)" "Tansu did not start"
 fi

@@ -43,7 +43,21 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
         .map(|c| (format!("{c}:J-{c}"), "completed"))
         .collect();
     let expected: Vec<(&str, &str)> = expected.iter().map(|(o, s)| (o.as_str(), *s)).collect();
-    let states = harness.wait_for_statuses(&expected).await;
+    // `completed` can be reached before the payment is folded (the intakes run independently),
+    // so wait for the whole journey, not the status alone.
+    let states = harness
+        .wait_for("every journey folded", Duration::from_secs(90), || async {
+            let states = harness.order_states().await;
+            expected
+                .iter()
+                .all(|(order, status)| {
+                    states
+                        .get(*order)
+                        .is_some_and(|s| s["status"] == *status && s["version"] == 6)
+                })
+                .then_some(states)
+        })
+        .await;
     for (order_id, _) in &expected {
         let state = &states[*order_id];
         assert_eq!(state["paid_fen"], 12_800);

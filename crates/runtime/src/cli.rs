@@ -282,13 +282,18 @@ fn print_summary(summary: &ops::Summary) {
             .as_array()
             .map(|list| list.iter().filter_map(|e| e["code"].as_str()).collect())
             .unwrap_or_default();
+        let number = |field: &str| {
+            state[field]
+                .as_u64()
+                .map_or_else(|| "-".to_string(), |n| n.to_string())
+        };
         println!(
             "{:<34} {:<22} {:>8} {:>10} {:>10}  {}",
             order_id,
             state["status"].as_str().unwrap_or("?"),
-            state["version"],
-            state["total_fen"],
-            state["paid_fen"],
+            number("version"),
+            number("total_fen"),
+            number("paid_fen"),
             open.join(", ")
         );
     }

@@ -139,12 +139,16 @@ impl Config {
             }
         }
         let origin = path.map_or_else(|| "configuration".to_string(), |p| p.display().to_string());
-        let config: Config =
-            toml::Value::Table(document)
-                .try_into()
-                .map_err(|error: toml::de::Error| {
-                    RuntimeError::Config(format!("{origin}: {}", error.message().trim_end()))
-                })?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(document))
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let message = error.inner().message().trim_end().to_string();
+                RuntimeError::Config(if path == "." {
+                    format!("{origin}: {message}")
+                } else {
+                    format!("{origin}: {path}: {message}")
+                })
+            })?;
         config.check()?;
         Ok(config)
     }

@@ -7,7 +7,7 @@
 //! previous owner, so they are folded quietly ("catch-up"); from the committed offset on the
 //! consumer is live and publishes what changes.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +29,9 @@ use crate::output::{deliver, DeadLetter, Output};
 use crate::RuntimeError;
 
 pub const CONSUMER_NAME: &str = "orderflow-state";
+
+/// Header of an `order-state` record: the ids of the events it is the first snapshot after.
+pub const EVENT_IDS_HEADER: &str = "orderflow.event-ids";
 
 /// Partitions start where the local store left off.
 pub struct StoreStart(pub Arc<SledStore>);
@@ -156,7 +159,9 @@ impl BatchHandler for StateConsumer {
             let dlq_topic = self.topics.dlq();
             let exceptions_topic = self.topics.exceptions();
             let mut outputs = Vec::new();
-            let mut snapshots: BTreeSet<(i32, EntityKey)> = BTreeSet::new();
+            // Per order touched live: the events folded since its last snapshot, so a reader can tell
+            // which facts a snapshot reflects (end-to-end latency is measured with it).
+            let mut snapshots: BTreeMap<(i32, EntityKey), Vec<String>> = BTreeMap::new();
             let mut fold = Fold::new(self.store.as_ref());
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
@@ -197,7 +202,7 @@ impl BatchHandler for StateConsumer {
                 if !live {
                     continue;
                 }
-                snapshots.insert((partition, event.key.clone()));
+                snapshots.entry((partition, event.key.clone())).or_default().push(event.event_id.to_string());
                 for change in changes {
                     metrics::counter!("orderflow_exceptions_total",
                         "kind" => change.exception.kind.as_str(),
@@ -233,12 +238,15 @@ impl BatchHandler for StateConsumer {
                     }
                 }
             }
-            for (partition, key) in &snapshots {
+            for ((partition, key), event_ids) in &snapshots {
                 if let Some(Entity::Order(order)) = fold.entity(*partition, key) {
                     outputs.push(Output {
                         topic: self.topics.order_state(),
                         key: key.to_string().into_bytes(),
-                        headers: vec![("orderflow.version", order.version.to_string().into_bytes())],
+                        headers: vec![
+                            ("orderflow.version", order.version.to_string().into_bytes()),
+                            (EVENT_IDS_HEADER, event_ids.join(",").into_bytes()),
+                        ],
                         payload: to_json(&order.snapshot())?,
                     });
                 }

@@ -563,3 +563,50 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_simulation_with_every_kind_of_mess_verifies_with_no_mismatch() {
+    let harness = Harness::new("sim");
+    let _pipeline = harness.start_pipeline();
+    let output = harness.cli(&[
+        "simulate",
+        "--orders",
+        "700",
+        "--seed",
+        "7",
+        "--tag",
+        "T7",
+        "--rate",
+        "2000",
+        "--duplicate-share",
+        "0.05",
+        "--out-of-order-share",
+        "0.05",
+        "--late-share",
+        "0.02",
+        "--malformed-share",
+        "0.01",
+        "--settle-timeout",
+        "120",
+        "--json",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        harness.logs_tail()
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"]["orders"], 700);
+    assert_eq!(report["verdict"]["lost"], 0);
+    assert_eq!(report["verdict"]["duplicated"], 0);
+    assert_eq!(report["verdict"]["wrong"], 0);
+    assert!(report["records_sent"].as_u64().unwrap() > 2_500, "{report}");
+    assert!(report["duplicates_sent"].as_u64().unwrap() > 0);
+    let malformed = report["malformed_sent"].as_u64().unwrap();
+    assert!(malformed > 0);
+    assert_eq!(report["dead_letters"].as_u64(), Some(malformed));
+    assert_eq!(report["facts_not_reflected"], 0);
+    assert_eq!(report["latency_ms"]["count"], report["facts"]);
+}

@@ -97,6 +97,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Play seeded multi-channel order journeys into the input topics, measure end-to-end
+    /// latency and verify every order's final state (exit 1 on any mismatch).
+    Simulate(SimulateArgs),
     /// Print an order's full timeline (every event, its source and time) and current state.
     Inspect {
         /// The order id, `channel:platform_order_id`, e.g. `tmall:3921847562019384756`.
@@ -105,6 +108,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// Journeys to play (each is 2 to 7 facts, plus the mess).
+    #[arg(long, default_value_t = 1_000)]
+    orders: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Events per second to send at; 0 sends as fast as the broker takes them.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Prefix of the generated order ids (default: SIM plus the current time, so runs don't collide).
+    #[arg(long)]
+    tag: Option<String>,
+    /// A TOML file with any field of the mix (channel-weights, price-min-fen, shares, ...).
+    #[arg(long)]
+    mix: Option<PathBuf>,
+    #[arg(long)]
+    duplicate_share: Option<f64>,
+    #[arg(long)]
+    out_of_order_share: Option<f64>,
+    #[arg(long)]
+    late_share: Option<f64>,
+    #[arg(long)]
+    malformed_share: Option<f64>,
+    /// Seconds to wait after the last send for every fact to show on order-state.
+    #[arg(long, default_value_t = 120)]
+    settle_timeout: u64,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +189,7 @@ pub fn operator_main() -> ExitCode {
                     Ok(())
                 }
             }
+            Command::Simulate(args) => simulate(&config, args).await,
             Command::Inspect { order_id, json } => {
                 let order_id: OrderId = order_id
                     .parse()
@@ -269,6 +305,91 @@ fn print_digests(label: &str, lines: &[ops::DigestLine]) {
             "{label:>8} partition {:>3}  offset {:>9}  entities {:>7}  sha256 {}",
             line.partition, line.checkpoint, line.entities, line.sha256
         );
+    }
+}
+
+async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeError> {
+    let mut mix: orderflow_sim::Mix = match &args.mix {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                RuntimeError::Config(format!("mix file {}: {error}", path.display()))
+            })?;
+            toml::from_str(&text).map_err(|error: toml::de::Error| {
+                RuntimeError::Config(format!(
+                    "mix file {}: {}",
+                    path.display(),
+                    error.message().trim_end()
+                ))
+            })?
+        }
+        None => orderflow_sim::Mix::default(),
+    };
+    mix.orders = args.orders;
+    mix.seed = args.seed;
+    mix.tag = args
+        .tag
+        .unwrap_or_else(|| format!("SIM{}", chrono::Utc::now().timestamp()));
+    let overrides = [
+        (args.duplicate_share, &mut mix.duplicate_share),
+        (args.out_of_order_share, &mut mix.out_of_order_share),
+        (args.late_share, &mut mix.late_share),
+        (args.malformed_share, &mut mix.malformed_share),
+    ];
+    for (given, field) in overrides {
+        if let Some(share) = given {
+            *field = share;
+        }
+    }
+    let report = crate::simulate::simulate(
+        config,
+        crate::simulate::Options {
+            mix,
+            rate: Some(args.rate).filter(|rate| *rate > 0),
+            settle_timeout: std::time::Duration::from_secs(args.settle_timeout),
+        },
+    )
+    .await?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        let l = &report.latency_ms;
+        println!(
+            "simulated {} orders (seed {}, tag {}): {} records sent in {:.1}s ({} duplicates, {} malformed)",
+            report.orders, report.seed, report.tag, report.records_sent, report.send_seconds,
+            report.duplicates_sent, report.malformed_sent
+        );
+        println!(
+            "pipeline: {} facts reflected on order-state at {:.0} events/s; {} not reflected",
+            report.facts - report.facts_not_reflected,
+            report.pipeline_events_per_second,
+            report.facts_not_reflected
+        );
+        println!(
+            "end-to-end latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.count
+        );
+        for (channel, l) in &report.latency_ms_by_channel {
+            println!(
+                "  {channel:<8} p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
+                l.p50, l.p99, l.max, l.count
+            );
+        }
+        let v = &report.verdict;
+        println!(
+            "verification: {} orders, {} lost, {} duplicated, {} wrong; dead letters {} of {} malformed sent",
+            v.orders, v.lost, v.duplicated, v.wrong, report.dead_letters, report.malformed_sent
+        );
+        for example in &v.examples {
+            println!("  {example}");
+        }
+    }
+    if report.verdict.passed()
+        && report.dead_letters == report.malformed_sent
+        && report.facts_not_reflected == 0
+    {
+        Ok(())
+    } else {
+        Err(RuntimeError::Fatal("simulation verification failed".into()))
     }
 }
 

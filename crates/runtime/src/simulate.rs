@@ -1,0 +1,333 @@
+//! `orderflow simulate`: plays seeded multi-channel journeys into the input topics, measures
+//! how long each fact takes to become visible state on `order-state`, and verifies that every
+//! order ended where its journey says.
+//!
+//! Latency is measured per fact: the send time of each event id is kept, and the state
+//! consumer names the event ids each snapshot reflects (header `orderflow.event-ids`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use hdrhistogram::Histogram;
+use orderflow_domain::Channel;
+use orderflow_sim::{plan, verify, Mix, Verdict};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Serialize;
+use tracing::info;
+
+use crate::config::Config;
+use crate::kafka::{client_config, header, producer, with_retries, Topics};
+use crate::logread::{read_topic, Until};
+use crate::output::dlq_headers;
+use crate::state::EVENT_IDS_HEADER;
+use crate::RuntimeError;
+
+pub struct Options {
+    pub mix: Mix,
+    /// Events per second; `None` sends as fast as the broker takes them.
+    pub rate: Option<u64>,
+    /// How long to wait for the pipeline to reflect every fact after the last send.
+    pub settle_timeout: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub tag: String,
+    pub orders: usize,
+    pub records_sent: usize,
+    pub duplicates_sent: usize,
+    pub malformed_sent: usize,
+    pub send_seconds: f64,
+    /// Distinct facts per second from the first to the last snapshot that reflected one.
+    pub pipeline_events_per_second: f64,
+    pub facts: usize,
+    pub facts_not_reflected: usize,
+    pub latency_ms: Latency,
+    pub latency_ms_by_channel: BTreeMap<String, Latency>,
+    pub dead_letters: usize,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    fn of(histogram: &Histogram<u64>) -> Latency {
+        let ms = |micros: u64| micros as f64 / 1_000.0;
+        Latency {
+            count: histogram.len(),
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+        }
+    }
+}
+
+/// Facts sent and not yet seen on `order-state`, with what latency they have.
+#[derive(Default)]
+struct Tracker {
+    pending: HashMap<String, (Instant, Channel)>,
+    overall: Option<Histogram<u64>>,
+    by_channel: BTreeMap<Channel, Histogram<u64>>,
+    first_seen: Option<Instant>,
+    last_seen: Option<Instant>,
+    reflected: usize,
+}
+
+// 1 µs to 10 min at 3 significant digits: constant, valid bounds, so creation can't fail.
+#[allow(clippy::expect_used)]
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+pub async fn simulate(config: &Config, options: Options) -> Result<Report, RuntimeError> {
+    options.mix.check().map_err(RuntimeError::Config)?;
+    let plan = plan(&options.mix);
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let tracker = Arc::new(Mutex::new(Tracker {
+        overall: Some(histogram()),
+        ..Tracker::default()
+    }));
+    let watcher = watch_state(config, &topics, Arc::clone(&tracker))?;
+
+    let producer = producer(&config.kafka)?;
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    let mut last_progress = Instant::now();
+    for (index, record) in plan.records.iter().enumerate() {
+        if let Some(rate) = options.rate.filter(|r| *r > 0) {
+            let due = started + Duration::from_secs_f64(index as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        if let Some(fact) = &record.fact {
+            if let Ok(mut tracker) = tracker.lock() {
+                tracker
+                    .pending
+                    .entry(fact.event_id.to_string())
+                    .or_insert((Instant::now(), fact.channel));
+            }
+        }
+        let topic = topics.name(record.topic.name());
+        let key = if record.fact.is_some() {
+            record.key.clone()
+        } else {
+            format!("broken-{}", options.mix.tag)
+        };
+        let producer = producer.clone();
+        let payload = record.payload.clone();
+        in_flight.push(async move {
+            producer
+                .send(
+                    FutureRecord::to(&topic).key(&key).payload(&payload),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(source, _)| RuntimeError::Kafka {
+                    context: "sending a simulated record".into(),
+                    source,
+                })
+        });
+        while in_flight.len() >= 10_000 {
+            if let Some(result) = in_flight.next().await {
+                result?;
+            }
+        }
+        if last_progress.elapsed() > Duration::from_secs(5) {
+            last_progress = Instant::now();
+            let reflected = tracker.lock().map(|t| t.reflected).unwrap_or_default();
+            eprintln!(
+                "simulate: sent {index}/{} records, {reflected} facts reflected",
+                plan.records.len()
+            );
+        }
+    }
+    while let Some(result) = in_flight.next().await {
+        result?;
+    }
+    let send_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "simulate: all {} records sent in {send_seconds:.1}s",
+        plan.records.len()
+    );
+
+    let deadline = Instant::now() + options.settle_timeout;
+    loop {
+        let pending = tracker.lock().map(|t| t.pending.len()).unwrap_or_default();
+        if pending == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watcher.abort();
+
+    let states = latest_states(config, &topics).await?;
+    let verdict = verify(&plan.expected, &states);
+    let dead_letters = count_dead_letters(config, &topics, &options.mix.tag).await?;
+    let tracker = tracker
+        .lock()
+        .map_err(|_| RuntimeError::Fatal("latency tracker poisoned".into()))?;
+    let busy = match (tracker.first_seen, tracker.last_seen) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64().max(1e-3),
+        _ => f64::INFINITY,
+    };
+    let facts = plan
+        .records
+        .iter()
+        .filter_map(|r| r.fact.as_ref().map(|f| &f.event_id))
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    Ok(Report {
+        seed: options.mix.seed,
+        tag: options.mix.tag.clone(),
+        orders: options.mix.orders,
+        records_sent: plan.records.len(),
+        duplicates_sent: plan.duplicates,
+        malformed_sent: plan.malformed,
+        send_seconds,
+        pipeline_events_per_second: tracker.reflected as f64 / busy,
+        facts,
+        facts_not_reflected: tracker.pending.len(),
+        latency_ms: tracker
+            .overall
+            .as_ref()
+            .map(Latency::of)
+            .unwrap_or_default(),
+        latency_ms_by_channel: tracker
+            .by_channel
+            .iter()
+            .map(|(c, h)| (c.to_string(), Latency::of(h)))
+            .collect(),
+        dead_letters,
+        verdict,
+    })
+}
+
+/// Follows `order-state` from its current end and records the latency of every fact named.
+fn watch_state(
+    config: &Config,
+    topics: &Topics,
+    tracker: Arc<Mutex<Tracker>>,
+) -> Result<tokio::task::JoinHandle<()>, RuntimeError> {
+    let consumer: StreamConsumer = client_config(&config.kafka)
+        .set(
+            "group.id",
+            format!("orderflow-simulate-{}", std::process::id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", "1")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(RuntimeError::kafka("creating the state watcher"))?;
+    let topic = topics.order_state();
+    let metadata = with_retries("reading order-state metadata", || {
+        consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))
+    })?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+    {
+        let (_, high) = with_retries("reading order-state watermarks", || {
+            consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+        })?;
+        assignment
+            .add_partition_offset(&topic, partition, Offset::Offset(high))
+            .map_err(RuntimeError::kafka("building assignment"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(RuntimeError::kafka("assigning order-state"))?;
+    info!(topic = %topic, "watching order-state for reflected facts");
+    Ok(tokio::spawn(async move {
+        while let Ok(message) = consumer.recv().await {
+            let now = Instant::now();
+            let Some(ids) = header(message.headers(), EVENT_IDS_HEADER) else {
+                continue;
+            };
+            let Ok(mut tracker) = tracker.lock() else {
+                return;
+            };
+            for id in String::from_utf8_lossy(ids).split(',') {
+                if let Some((sent, channel)) = tracker.pending.remove(id) {
+                    let micros = now.duration_since(sent).as_micros().max(1) as u64;
+                    if let Some(overall) = tracker.overall.as_mut() {
+                        let _ = overall.record(micros);
+                    }
+                    let _ = tracker
+                        .by_channel
+                        .entry(channel)
+                        .or_insert_with(histogram)
+                        .record(micros);
+                    tracker.reflected += 1;
+                    tracker.first_seen.get_or_insert(now);
+                    tracker.last_seen = Some(now);
+                }
+            }
+        }
+    }))
+}
+
+/// The latest snapshot per order on `order-state`.
+pub async fn latest_states(
+    config: &Config,
+    topics: &Topics,
+) -> Result<BTreeMap<String, serde_json::Value>, RuntimeError> {
+    let mut states = BTreeMap::new();
+    read_topic(
+        &config.kafka,
+        &topics.order_state(),
+        Until::End {
+            quiet: crate::ops::END_QUIET,
+        },
+        |message| {
+            if let (Some(key), Some(payload)) = (message.key(), message.payload()) {
+                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
+                    states.insert(String::from_utf8_lossy(key).into_owned(), value);
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(states)
+}
+
+/// Dead letters of this run: malformed records are sent with key `broken-{tag}`.
+async fn count_dead_letters(
+    config: &Config,
+    topics: &Topics,
+    tag: &str,
+) -> Result<usize, RuntimeError> {
+    let key = format!("broken-{tag}");
+    let mut count = 0;
+    read_topic(
+        &config.kafka,
+        &topics.dlq(),
+        Until::End {
+            quiet: crate::ops::END_QUIET,
+        },
+        |message| {
+            if header(message.headers(), dlq_headers::ORIGINAL_KEY) == Some(key.as_bytes()) {
+                count += 1;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(count)
+}

@@ -97,6 +97,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Baselines for benchmarks: a plain relay of the input topics, a raw read of the log.
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
     /// Play seeded multi-channel order journeys into the input topics, measure end-to-end
     /// latency and verify every order's final state (exit 1 on any mismatch).
     Simulate(SimulateArgs),
@@ -140,6 +145,17 @@ struct SimulateArgs {
     /// Print JSON instead of a summary.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchAction {
+    /// Consume the input topics and produce every record to `bench.relay` until COUNT went through.
+    Relay {
+        #[arg(long)]
+        count: usize,
+    },
+    /// Read `order-events` from the beginning to the end, doing nothing else.
+    ReadLog,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +206,12 @@ pub fn operator_main() -> ExitCode {
                 }
             }
             Command::Simulate(args) => simulate(&config, args).await,
+            Command::Bench {
+                action: BenchAction::Relay { count },
+            } => print_json(&crate::bench::relay(&config, count).await?),
+            Command::Bench {
+                action: BenchAction::ReadLog,
+            } => print_json(&crate::bench::read_log(&config).await?),
             Command::Inspect { order_id, json } => {
                 let order_id: OrderId = order_id
                     .parse()

@@ -110,6 +110,16 @@ pub fn subscribe<P: StartPosition>(
     topic: &str,
     start: P,
 ) -> Result<(StreamConsumer<Context<P>>, Arc<AtomicU64>), RuntimeError> {
+    subscribe_all(config, group, &[topic.to_string()], start)
+}
+
+/// A consumer group member on several topics.
+pub fn subscribe_all<P: StartPosition>(
+    config: &Config,
+    group: &str,
+    topics: &[String],
+    start: P,
+) -> Result<(StreamConsumer<Context<P>>, Arc<AtomicU64>), RuntimeError> {
     let generation = Arc::new(AtomicU64::new(0));
     let consumer: StreamConsumer<Context<P>> = client_config(&config.kafka)
         .set("group.id", group)
@@ -132,9 +142,13 @@ pub fn subscribe<P: StartPosition>(
             generation: Arc::clone(&generation),
         })
         .map_err(RuntimeError::kafka("creating consumer"))?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
-        .subscribe(&[topic])
-        .map_err(RuntimeError::kafka(format!("subscribing to {topic}")))?;
+        .subscribe(&names)
+        .map_err(RuntimeError::kafka(format!(
+            "subscribing to {}",
+            names.join(", ")
+        )))?;
     Ok((consumer, generation))
 }
 

@@ -2,6 +2,7 @@
 //! dead-letter output, the log reader, and the operator commands. The domain decides; this
 //! crate moves bytes, makes effects durable, and commits only after they are.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod consumer;

@@ -88,7 +88,8 @@ pub async fn replay(
             into.display()
         )));
     }
-    let started = Instant::now();
+    // Timed from the first record to the last, not counting the quiet wait for the end.
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut events = 0u64;
     let mut fold = Fold::new(&store);
     let mut pending = 0usize;
@@ -98,6 +99,7 @@ pub async fn replay(
     }
     read_topic(&config.kafka, &topic, until, |message| {
         let (partition, offset) = (message.partition(), message.offset());
+        first.get_or_insert_with(Instant::now);
         partitions.insert(partition, ());
         match decode_log_record(message.payload().unwrap_or_default()) {
             Ok(event) => {
@@ -111,18 +113,23 @@ pub async fn replay(
             std::mem::replace(&mut fold, Fold::new(&store)).write()?;
             pending = 0;
         }
+        last = Some(Instant::now());
         Ok(())
     })
     .await?;
     fold.write()?;
     store.flush()?;
+    let seconds = match (first, last) {
+        (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
+        _ => 0.0,
+    };
     let lines = partitions
         .keys()
         .map(|p| store.digest(*p).map(DigestLine::from))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ReplayReport {
         events,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         digest: combined(&lines),
         partitions: lines,
     })

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Benchmarks of the pipeline on a fresh local Apache Kafka (or Tansu with BENCH_BROKER=tansu):
+#   1. throughput: N simulated records preloaded into the input topics, then drained by
+#      (a) a plain consume->produce relay and (b) the pipeline; ratio b/a.
+#   2. replay: `orderflow replay` of the resulting log vs a raw read of it; ratio.
+#   3. latency: end-to-end (input topic -> order-state) at a fixed rate, HDR percentiles.
+#   4. scale-out: the preloaded drain with 1, 2 and 3 state consumers (6 partitions), and a run
+#      where copies join and leave mid-run, verification on each.
+# Results: var/bench/results.jsonl (one JSON report per line) and a summary on stdout.
+#
+# usage: scripts/bench.sh            (BENCH_ORDERS=40000 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ORDERS=${BENCH_ORDERS:-40000}
+RATE=${BENCH_RATE:-2000}
+LATENCY_ORDERS=${BENCH_LATENCY_ORDERS:-10000}
+BROKER_SCRIPT=scripts/kafka.sh
+[[ ${BENCH_BROKER:-kafka} == tansu ]] && BROKER_SCRIPT=scripts/tansu.sh
+OUT=var/bench
+BIN=target/release
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  local pid
+  for pid in "${PIDS[@]:-}"; do
+    if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  wait 2>/dev/null || true
+  "$BROKER_SCRIPT" stop >/dev/null 2>&1 || true
+  exit "$rc"
+}
+trap cleanup EXIT
+
+rm -rf "$OUT" && mkdir -p "$OUT/logs"
+cargo build --release --locked >&2
+ORDERFLOW_BROKERS=$("$BROKER_SCRIPT" start)
+export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
+export ORDERFLOW_DATA_DIR=$ROOT/$OUT/data
+
+start() { # start NAME INSTANCE -> pid in STARTED
+  "$BIN/$1" --instance "$2" 2>>"$OUT/logs/$1-$2.log" &
+  STARTED=$!
+  PIDS+=("$STARTED")
+}
+
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+fresh() { # fresh PREFIX: a new namespace of topics
+  export ORDERFLOW_TOPIC_PREFIX=$1
+  "$BIN/orderflow" topics create >&2
+}
+
+wait_for_line() { # wait_for_line FILE PATTERN SECONDS
+  local deadline=$((SECONDS + $3))
+  until grep -q "$2" "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "timed out waiting for '$2' in $1" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+# A preloaded drain: simulate sends everything first, then the pipeline starts.
+# usage: drain NAME STATE_COPIES [relay]
+drain() {
+  local name=$1 copies=$2 relay=${3:-}
+  fresh "bench.$name."
+  "$BIN/orderflow" simulate --orders "$ORDERS" --seed 42 --tag "B$name" --settle-timeout 900 --json \
+    >"$OUT/$name.json" 2>"$OUT/logs/$name.simulate.log" &
+  local sim=$!
+  wait_for_line "$OUT/logs/$name.simulate.log" "records sent" 600
+  local sent
+  sent=$(sed -n 's/.*all \([0-9]*\) records sent.*/\1/p' "$OUT/logs/$name.simulate.log")
+  if [[ -n $relay ]]; then
+    "$BIN/orderflow" bench relay --count "$sent" >"$OUT/$name.relay.json"
+  fi
+  local intake=() states=()
+  for c in orders payments shipments inventory; do start "orderflow-$c" 0; intake+=("$STARTED"); done
+  for ((i = 0; i < copies; i++)); do start orderflow-state "$i"; states+=("$STARTED"); done
+  wait "$sim" || echo "simulate $name reported a mismatch" >&2
+  for pid in "${intake[@]}" "${states[@]}"; do stop "$pid"; done
+}
+
+echo "== throughput: relay vs pipeline, $ORDERS orders" >&2
+drain throughput 1 relay
+echo "== replay vs raw read of the log" >&2
+"$BIN/orderflow" replay --json >"$OUT/replay.json"
+"$BIN/orderflow" bench read-log >"$OUT/read-log.json"
+
+echo "== latency at $RATE events/s, $LATENCY_ORDERS orders" >&2
+fresh bench.latency.
+for c in orders payments shipments inventory state; do start "orderflow-$c" 0; done
+LAT_PIDS=("${PIDS[@]: -5}")
+for c in orders payments shipments inventory state; do
+  wait_for_line "$OUT/logs/orderflow-$c-0.log" "partitions assigned" 60
+done
+"$BIN/orderflow" simulate --orders "$LATENCY_ORDERS" --seed 43 --tag Blat --rate "$RATE" --json >"$OUT/latency.json" || echo "latency run reported a mismatch" >&2
+for pid in "${LAT_PIDS[@]}"; do stop "$pid"; done
+
+for copies in 1 2 3; do
+  echo "== scale-out: $copies state consumer(s)" >&2
+  drain "scale$copies" "$copies"
+done
+
+echo "== rebalance: copies join and leave mid-run" >&2
+fresh bench.rebalance.
+for c in orders payments shipments inventory; do start "orderflow-$c" 0; done
+start orderflow-state 0; first=$STARTED
+"$BIN/orderflow" simulate --orders 20000 --seed 44 --tag Breb --rate 4000 --json >"$OUT/rebalance.json" 2>"$OUT/logs/rebalance.simulate.log" &
+sim=$!
+wait_for_line "$OUT/logs/rebalance.simulate.log" "sent [0-9]*/" 60 && start orderflow-state 1
+second=$STARTED
+sleep 3 # pacing of the scenario (a copy joins, later one leaves), not a readiness wait
+start orderflow-state 2
+sleep 3
+stop "$first"
+wait "$sim" || echo "rebalance run reported a mismatch" >&2
+stop "$second"
+
+python3 - "$OUT" <<'PY'
+import json, sys, pathlib
+out = pathlib.Path(sys.argv[1])
+j = lambda name: json.loads((out / name).read_text())
+t, relay = j("throughput.json"), j("throughput.relay.json")
+replay, raw = j("replay.json"), j("read-log.json")
+lat = j("latency.json")
+rows = []
+rows.append(("pipeline drain (facts/s)", f"{t['pipeline_events_per_second']:.0f}"))
+rows.append(("plain relay (records/s)", f"{relay['records_per_second']:.0f}"))
+rows.append(("pipeline / relay", f"{t['pipeline_events_per_second'] / relay['records_per_second']:.2f}"))
+rep_rate = replay['events'] / max(replay['seconds'], 1e-9)
+rows.append(("replay (events/s)", f"{rep_rate:.0f}"))
+rows.append(("raw log read (records/s)", f"{raw['records_per_second']:.0f}"))
+rows.append(("replay / raw read", f"{rep_rate / raw['records_per_second']:.2f}"))
+L = lat['latency_ms']
+rows.append((f"latency ms p50/p90/p99/p99.9/max", f"{L['p50']:.1f} / {L['p90']:.1f} / {L['p99']:.1f} / {L['p999']:.1f} / {L['max']:.1f} (n={L['count']})"))
+for name in ["throughput", "latency", "scale1", "scale2", "scale3", "rebalance"]:
+    r = j(f"{name}.json")
+    v = r["verdict"]
+    extra = f" {r['pipeline_events_per_second']:.0f} facts/s" if name.startswith("scale") else ""
+    rows.append((f"verify {name}", f"{v['orders']} orders {r['records_sent']} records: lost {v['lost']} dup {v['duplicated']} wrong {v['wrong']}, dlq {r['dead_letters']}/{r['malformed_sent']}{extra}"))
+for k, v in rows:
+    print(f"| {k} | {v} |")
+with open(out / "results.jsonl", "w") as f:
+    for name in ["throughput", "throughput.relay", "replay", "read-log", "latency", "scale1", "scale2", "scale3", "rebalance"]:
+        f.write(json.dumps({name: j(f"{name}.json")}) + "\n")
+PY

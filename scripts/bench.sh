@@ -41,7 +41,7 @@ export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
 export ORDERFLOW_DATA_DIR=$ROOT/$OUT/data
 
 start() { # start NAME INSTANCE -> pid in STARTED
-  "$BIN/$1" --instance "$2" 2>>"$OUT/logs/$1-$2.log" &
+  "$BIN/$1" --instance "$2" 2>>"$OUT/logs/${ORDERFLOW_TOPIC_PREFIX}$1-$2.log" &
   STARTED=$!
   PIDS+=("$STARTED")
 }
@@ -93,7 +93,7 @@ fresh bench.latency.
 for c in orders payments shipments inventory state; do start "orderflow-$c" 0; done
 LAT_PIDS=("${PIDS[@]: -5}")
 for c in orders payments shipments inventory state; do
-  wait_for_line "$OUT/logs/orderflow-$c-0.log" "partitions assigned" 60
+  wait_for_line "$OUT/logs/${ORDERFLOW_TOPIC_PREFIX}orderflow-$c-0.log" "partitions assigned" 60
 done
 "$BIN/orderflow" simulate --orders "$LATENCY_ORDERS" --seed 43 --tag Blat --rate "$RATE" --json >"$OUT/latency.json" || echo "latency run reported a mismatch" >&2
 for pid in "${LAT_PIDS[@]}"; do stop "$pid"; done

@@ -12,7 +12,7 @@
 # installed into .tools/ on first use.
 #
 # Environment:
-#   TEST_TIMEOUT_KAFKA  seconds allowed for `cargo test --workspace` against Kafka (default 480)
+#   TEST_TIMEOUT_KAFKA  seconds allowed for running `cargo test --workspace` against Kafka (default 480)
 #   TEST_TIMEOUT_TANSU  seconds allowed for the Tansu run (default 300)
 
 # shellcheck disable=SC2317 # the functions below run indirectly: through `step`, or as the trap
@@ -110,6 +110,9 @@ step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked 
 step "check-docs.py (input contract)" "$VENV/bin/python" scripts/check-docs.py
 step "validate-compose.py (docker-compose.yml)" "$VENV/bin/python" scripts/validate-compose.py
 step "shellcheck" shell_lint
+
+# Build every test first, so the timeouts below bound running the tests, not compiling them.
+step "build tests (cargo test --no-run)" cargo test --workspace --locked --no-run
 
 # Every Rust test, with a real Kafka broker for the integration tests.
 step "start Kafka (scripts/kafka.sh start)" with_broker kafka

@@ -38,7 +38,6 @@ rm -rf "$OUT" && mkdir -p "$OUT/logs"
 cargo build --release --locked >&2
 ORDERFLOW_BROKERS=$("$BROKER_SCRIPT" start)
 export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
-export ORDERFLOW_DATA_DIR=$ROOT/$OUT/data
 
 start() { # start NAME INSTANCE -> pid in STARTED
   "$BIN/$1" --instance "$2" 2>>"$OUT/logs/${ORDERFLOW_TOPIC_PREFIX}$1-$2.log" &
@@ -48,8 +47,9 @@ start() { # start NAME INSTANCE -> pid in STARTED
 
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-fresh() { # fresh PREFIX: a new namespace of topics
+fresh() { # fresh PREFIX: a new namespace of topics, and local stores of its own
   export ORDERFLOW_TOPIC_PREFIX=$1
+  export ORDERFLOW_DATA_DIR=$ROOT/$OUT/data/$1
   "$BIN/orderflow" topics create >&2
 }
 

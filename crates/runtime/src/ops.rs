@@ -88,6 +88,7 @@ pub async fn replay(
             into.display()
         )));
     }
+    store.bind(&topic)?;
     // Timed from the first record to the last, not counting the quiet wait for the end.
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut events = 0u64;
@@ -136,12 +137,13 @@ pub async fn replay(
 }
 
 /// The digests of a live store, per partition it holds.
-pub fn live_digests(store_dir: &Path) -> Result<Vec<DigestLine>, RuntimeError> {
+pub fn live_digests(store_dir: &Path, log_topic: &str) -> Result<Vec<DigestLine>, RuntimeError> {
     let store = SledStore::open(store_dir).map_err(|error| {
         RuntimeError::Config(format!(
             "{error}; stop the state consumer that owns it before verifying"
         ))
     })?;
+    store.bind(log_topic)?;
     let checkpoints = store.checkpoints()?;
     if checkpoints.is_empty() {
         return Err(RuntimeError::Config(format!(
@@ -166,7 +168,10 @@ pub async fn verify(
     live_dir: &Path,
     scratch: &Path,
 ) -> Result<(ReplayReport, Vec<DigestLine>), RuntimeError> {
-    let live = live_digests(live_dir)?;
+    let live = live_digests(
+        live_dir,
+        &Topics::new(&config.kafka.topic_prefix).order_events(),
+    )?;
     let targets = live
         .iter()
         .map(|line| (line.partition, line.checkpoint))

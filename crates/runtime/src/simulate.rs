@@ -15,6 +15,7 @@ use orderflow_domain::Channel;
 use orderflow_sim::{plan, verify, Mix, Verdict};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tracing::info;
@@ -108,17 +109,22 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
     let started = Instant::now();
     let mut in_flight = FuturesUnordered::new();
     let mut last_progress = Instant::now();
+    let mut sent = std::collections::HashSet::new();
     for (index, record) in plan.records.iter().enumerate() {
         if let Some(rate) = options.rate.filter(|r| *r > 0) {
             let due = started + Duration::from_secs_f64(index as f64 / rate as f64);
             tokio::time::sleep_until(due.into()).await;
         }
-        if let Some(fact) = &record.fact {
+        // Latency counts from the first send of a fact; a retry of it is not a new fact.
+        if let Some(fact) = record
+            .fact
+            .as_ref()
+            .filter(|f| sent.insert(f.event_id.clone()))
+        {
             if let Ok(mut tracker) = tracker.lock() {
                 tracker
                     .pending
-                    .entry(fact.event_id.to_string())
-                    .or_insert((Instant::now(), fact.channel));
+                    .insert(fact.event_id.to_string(), (Instant::now(), fact.channel));
             }
         }
         let topic = topics.name(record.topic.name());
@@ -127,23 +133,30 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         } else {
             format!("broken-{}", options.mix.tag)
         };
-        let producer = producer.clone();
-        let payload = record.payload.clone();
-        in_flight.push(async move {
-            producer
-                .send(
-                    FutureRecord::to(&topic).key(&key).payload(&payload),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map_err(|(source, _)| RuntimeError::Kafka {
-                    context: "sending a simulated record".into(),
-                    source,
-                })
-        });
-        while in_flight.len() >= 10_000 {
-            if let Some(result) = in_flight.next().await {
-                result?;
+        // Enqueued now (send_result), not when the delivery future is first polled, so the
+        // send time recorded above is when the record really leaves.
+        let mut pending = FutureRecord::to(&topic).key(&key).payload(&record.payload);
+        loop {
+            match producer.send_result(pending) {
+                Ok(delivery) => {
+                    in_flight.push(delivery);
+                    break;
+                }
+                Err((error, returned))
+                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                {
+                    pending = returned;
+                    match in_flight.next().await {
+                        Some(delivery) => check_delivery(delivery)?,
+                        None => tokio::time::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+                Err((source, _)) => {
+                    return Err(RuntimeError::Kafka {
+                        context: "sending a simulated record".into(),
+                        source,
+                    })
+                }
             }
         }
         if last_progress.elapsed() > Duration::from_secs(5) {
@@ -155,8 +168,8 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
             );
         }
     }
-    while let Some(result) = in_flight.next().await {
-        result?;
+    while let Some(delivery) = in_flight.next().await {
+        check_delivery(delivery)?;
     }
     let send_seconds = started.elapsed().as_secs_f64();
     eprintln!(
@@ -214,6 +227,24 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         dead_letters,
         verdict,
     })
+}
+
+fn check_delivery(
+    delivery: Result<
+        rdkafka::producer::future_producer::OwnedDeliveryResult,
+        futures::channel::oneshot::Canceled,
+    >,
+) -> Result<(), RuntimeError> {
+    match delivery {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((source, _))) => Err(RuntimeError::Kafka {
+            context: "sending a simulated record".into(),
+            source,
+        }),
+        Err(_) => Err(RuntimeError::Fatal(
+            "the producer dropped a simulated record".into(),
+        )),
+    }
 }
 
 /// Follows `order-state` from its current end and records the latency of every fact named.

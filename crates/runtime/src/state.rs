@@ -71,6 +71,7 @@ pub async fn run(
     let topics = Topics::new(&config.kafka.topic_prefix);
     let dir = store_dir(config, instance);
     let store = Arc::new(SledStore::open(&dir)?);
+    store.bind(&topics.order_events())?;
     let group = format!("{}{CONSUMER_NAME}", config.kafka.topic_prefix);
     let (consumer, generation) = consumer::subscribe(
         config,

@@ -27,6 +27,12 @@ pub enum StoreError {
     Io(#[from] sled::Error),
     #[error("state store is corrupt: {0}; delete it and let the consumer rebuild it from the log")]
     Corrupt(String),
+    #[error("state store at {path} holds the state of {found}, not of {expected}; give each log its own store directory")]
+    OtherLog {
+        path: String,
+        expected: String,
+        found: String,
+    },
 }
 
 impl StoreError {
@@ -61,6 +67,9 @@ pub struct PartitionDigest {
 }
 
 pub trait StateStore {
+    /// Binds the store to the log it folds (on first use) or checks that it is that log:
+    /// checkpoints of one topic are meaningless on another.
+    fn bind(&self, log_topic: &str) -> Result<(), StoreError>;
     fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError>;
     fn checkpoint(&self, partition: i32) -> Result<Option<i64>, StoreError>;
     /// Every partition the store holds state for, with its checkpoint.

@@ -13,7 +13,10 @@ use crate::{hash_pairs, Batch, PartitionDigest, StateStore, StoreError};
 
 pub struct SledStore {
     db: sled::Db,
+    path: String,
 }
+
+const LOG_KEY: &[u8] = b"m/log";
 
 fn entity_prefix(partition: i32) -> Vec<u8> {
     format!("e/{:08x}/", partition as u32).into_bytes()
@@ -43,11 +46,34 @@ fn decode_entity(bytes: &[u8]) -> Result<Entity, StoreError> {
 impl SledStore {
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         let db = crate::open_db(path)?;
-        Ok(SledStore { db })
+        Ok(SledStore {
+            db,
+            path: path.display().to_string(),
+        })
     }
 }
 
 impl StateStore for SledStore {
+    fn bind(&self, log_topic: &str) -> Result<(), StoreError> {
+        match self.db.compare_and_swap(
+            LOG_KEY,
+            None as Option<&[u8]>,
+            Some(log_topic.as_bytes()),
+        )? {
+            Ok(()) => Ok(()),
+            Err(existing) => match existing.current {
+                Some(found) if found.as_ref() == log_topic.as_bytes() => Ok(()),
+                found => Err(StoreError::OtherLog {
+                    path: self.path.clone(),
+                    expected: log_topic.to_string(),
+                    found: found
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                        .unwrap_or_default(),
+                }),
+            },
+        }
+    }
+
     fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
         self.db
             .get(entity_key(partition, key))?
@@ -158,6 +184,18 @@ mod tests {
         };
         let reopened = SledStore::open(dir.path()).unwrap();
         assert_eq!(reopened.digest(1).unwrap(), digest);
+    }
+
+    #[test]
+    fn a_store_serves_one_log_only() {
+        let (_dir, store) = store();
+        store.bind("a.order-events").unwrap();
+        store.bind("a.order-events").unwrap();
+        let error = store.bind("b.order-events").unwrap_err().to_string();
+        assert!(
+            error.contains("holds the state of a.order-events, not of b.order-events"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -110,7 +110,9 @@ pub async fn replay(
             Err(_) => fold.skip(partition, offset),
         }
         pending += 1;
-        if pending >= 5_000 {
+        // Large chunks: an order's events are spread over the log, and every chunk that touches
+        // an order loads and stores its state once.
+        if pending >= 100_000 {
             std::mem::replace(&mut fold, Fold::new(&store)).write()?;
             pending = 0;
         }

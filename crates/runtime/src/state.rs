@@ -97,7 +97,9 @@ pub async fn run(
         &mut state,
         shutdown,
     )
-    .await
+    .await?;
+    state.store.flush()?;
+    Ok(())
 }
 
 impl StateConsumer {
@@ -253,8 +255,11 @@ impl BatchHandler for StateConsumer {
                 }
             }
             deliver(&self.producer, &outputs).await?;
+            // Not flushed here: state and checkpoint are written in one atomic batch, and sled
+            // flushes in the background. A crash can lose the newest batches of the store, never
+            // half of one; the consumer then restarts at the older checkpoint and refolds up to
+            // the committed offset quietly, because those outputs are already on the broker.
             fold.write()?;
-            self.store.flush()?;
             Ok(())
         }
         .instrument(span)

@@ -282,6 +282,29 @@ pub async fn feed(config: &Config, lines: &str) -> Result<usize, RuntimeError> {
     Ok(outputs.len())
 }
 
+/// The latest snapshot per order on `order-state`.
+pub async fn latest_states(
+    config: &Config,
+    topics: &Topics,
+) -> Result<BTreeMap<String, serde_json::Value>, RuntimeError> {
+    let mut states = BTreeMap::new();
+    read_topic(
+        &config.kafka,
+        &topics.order_state(),
+        Until::End { quiet: END_QUIET },
+        |message| {
+            if let (Some(key), Some(payload)) = (message.key(), message.payload()) {
+                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
+                    states.insert(String::from_utf8_lossy(key).into_owned(), value);
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(states)
+}
+
 /// What the derived topics say now: latest state per order, exception and dead-letter counts.
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -296,16 +319,7 @@ pub async fn summary(config: &Config) -> Result<Summary, RuntimeError> {
     use crate::output::dlq_headers;
     let topics = Topics::new(&config.kafka.topic_prefix);
     let until = || Until::End { quiet: END_QUIET };
-    let mut orders = BTreeMap::new();
-    read_topic(&config.kafka, &topics.order_state(), until(), |message| {
-        if let (Some(key), Some(payload)) = (message.key(), message.payload()) {
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
-                orders.insert(String::from_utf8_lossy(key).into_owned(), value);
-            }
-        }
-        Ok(())
-    })
-    .await?;
+    let orders = latest_states(config, &topics).await?;
     let mut exceptions_raised = BTreeMap::new();
     let mut open: BTreeMap<String, bool> = BTreeMap::new();
     read_topic(&config.kafka, &topics.exceptions(), until(), |message| {

@@ -187,7 +187,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
     }
     watcher.abort();
 
-    let states = latest_states(config, &topics).await?;
+    let states = crate::ops::latest_states(config, &topics).await?;
     let verdict = verify(&plan.expected, &states);
     let dead_letters = count_dead_letters(config, &topics, &options.mix.tag).await?;
     let tracker = tracker
@@ -311,31 +311,6 @@ fn watch_state(
             }
         }
     }))
-}
-
-/// The latest snapshot per order on `order-state`.
-pub async fn latest_states(
-    config: &Config,
-    topics: &Topics,
-) -> Result<BTreeMap<String, serde_json::Value>, RuntimeError> {
-    let mut states = BTreeMap::new();
-    read_topic(
-        &config.kafka,
-        &topics.order_state(),
-        Until::End {
-            quiet: crate::ops::END_QUIET,
-        },
-        |message| {
-            if let (Some(key), Some(payload)) = (message.key(), message.payload()) {
-                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
-                    states.insert(String::from_utf8_lossy(key).into_owned(), value);
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(states)
 }
 
 /// Dead letters of this run: malformed records are sent with key `broken-{tag}`.

@@ -5,9 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Event, ExceptionChange, OrderId, OrderState, ParseOrderIdError, StockState};
+use crate::{BuyerState, Effect, Event, OrderId, OrderState, ParseOrderIdError, StockState};
 
 const STOCK_PREFIX: &str = "sku:";
+const BUYER_PREFIX: &str = "buyer:";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -15,6 +16,8 @@ pub enum EntityKey {
     Order(OrderId),
     /// All warehouses' stock of one sku; `sku` is never a channel name, so keys can't clash.
     Stock(String),
+    /// One buyer's recent orders, for the checks across orders.
+    Buyer(String),
 }
 
 impl fmt::Display for EntityKey {
@@ -22,6 +25,7 @@ impl fmt::Display for EntityKey {
         match self {
             EntityKey::Order(order_id) => order_id.fmt(f),
             EntityKey::Stock(sku) => write!(f, "{STOCK_PREFIX}{sku}"),
+            EntityKey::Buyer(buyer_id) => write!(f, "{BUYER_PREFIX}{buyer_id}"),
         }
     }
 }
@@ -29,10 +33,13 @@ impl fmt::Display for EntityKey {
 impl FromStr for EntityKey {
     type Err = ParseOrderIdError;
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        match raw.strip_prefix(STOCK_PREFIX) {
-            Some(sku) if !sku.is_empty() => Ok(EntityKey::Stock(sku.to_string())),
-            _ => raw.parse().map(EntityKey::Order),
+        if let Some(sku) = raw.strip_prefix(STOCK_PREFIX).filter(|s| !s.is_empty()) {
+            return Ok(EntityKey::Stock(sku.to_string()));
         }
+        if let Some(buyer) = raw.strip_prefix(BUYER_PREFIX).filter(|s| !s.is_empty()) {
+            return Ok(EntityKey::Buyer(buyer.to_string()));
+        }
+        raw.parse().map(EntityKey::Order)
     }
 }
 
@@ -57,6 +64,7 @@ impl From<EntityKey> for String {
 pub enum Entity {
     Order(OrderState),
     Stock(StockState),
+    Buyer(BuyerState),
 }
 
 impl Entity {
@@ -65,15 +73,17 @@ impl Entity {
         match key {
             EntityKey::Order(order_id) => Entity::Order(OrderState::new(order_id.clone())),
             EntityKey::Stock(sku) => Entity::Stock(StockState::new(sku.clone())),
+            EntityKey::Buyer(buyer_id) => Entity::Buyer(BuyerState::new(buyer_id.clone())),
         }
     }
 
     /// Folds one event in. Returns `None` when the event was already applied (a duplicate) or
-    /// doesn't belong to this kind of entity; otherwise the exception changes it caused.
-    pub fn apply(&mut self, event: &Event) -> Option<Vec<ExceptionChange>> {
+    /// doesn't belong to this kind of entity; otherwise what folding it produced.
+    pub fn apply(&mut self, event: &Event) -> Option<Vec<Effect>> {
         match self {
             Entity::Order(order) => order.apply(event),
-            Entity::Stock(stock) => stock.apply(event).then(Vec::new),
+            Entity::Stock(stock) => stock.apply(event),
+            Entity::Buyer(buyer) => buyer.apply(event),
         }
     }
 
@@ -81,6 +91,16 @@ impl Entity {
         match self {
             Entity::Order(order) => order.version,
             Entity::Stock(stock) => stock.version,
+            Entity::Buyer(buyer) => buyer.version,
+        }
+    }
+
+    /// Whether a timer may fire on it later (an unpaid order, an exception below L3): the
+    /// state consumer keeps these in its schedule.
+    pub fn has_timers(&self) -> bool {
+        match self {
+            Entity::Order(order) => order.has_timers(),
+            Entity::Stock(_) | Entity::Buyer(_) => false,
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Channel, EntityKey, EventId, Fen, OrderId, Timestamp};
+use crate::{Channel, EntityKey, EventId, ExceptionKind, Fen, Level, OrderId, PurchaseLimit, Timestamp};
 
 /// Version of the log record layout; an older version is upcast on read, never rewritten.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
@@ -82,10 +82,90 @@ pub enum EventBody {
         warehouse: String,
         on_hand: u64,
     },
+    /// The WMS took a routed order ("received"): from `in.shipments`.
+    WarehouseAccepted {
+        warehouse: String,
+        routing_id: String,
+    },
+    /// Operator actions and customer choices from `in.actions`, attributed to an actor.
+    ReviewApproved {
+        action: Action,
+    },
+    ReviewRejected {
+        action: Action,
+    },
+    ExceptionResolved {
+        action: Action,
+        exception_id: EventId,
+    },
+    ExceptionAssigned {
+        action: Action,
+        exception_id: EventId,
+        assignee: String,
+    },
+    CustomerChoice {
+        action: Action,
+        choice: Choice,
+    },
+    /// Decision: intake screening of the order under `rule_version`.
+    OrderScreened(Screening),
     /// Decision: the order passed automatic approval under `rule_version`.
     OrderAutoApproved(Approval),
     /// Decision: the order needs a person to approve it under `rule_version`.
     ManualReviewRequired(Approval),
+    /// Decision: reserve the order's lines (`wait`: join the queue for what is missing).
+    StockRequested(StockRequest),
+    /// Decision: where the order's parcels ship from.
+    OrderRouted(Routing),
+    /// Decision (timer): unpaid past its channel's payment timeout.
+    PaymentTimedOut {
+        timeout_minutes: u32,
+        rule_version: String,
+    },
+    /// Decision (timer): an exception was not handled within its SLA.
+    ExceptionEscalated {
+        exception_id: EventId,
+        to: Level,
+        sla_minutes: u32,
+        rule_version: String,
+    },
+    /// Decision: give the customer's money back, with an optional compensation coupon.
+    RefundRequested {
+        amount_fen: Fen,
+        coupon_fen: Fen,
+        reason: String,
+        rule_version: String,
+    },
+    /// Message to a buyer (`buyer:{id}`): check the order against the buyer's recent orders.
+    BuyerCheckRequested(BuyerCheck),
+    /// Reply to the order: what the buyer check found.
+    BuyerChecked {
+        findings: Vec<Finding>,
+    },
+    /// Message to a sku (`sku:{sku}`): reserve `qty` for `order_id`.
+    StockReservationRequested {
+        order_id: OrderId,
+        qty: u64,
+        preferred_warehouse: String,
+        wait: bool,
+    },
+    /// Message to a sku: the order no longer needs what it reserved or waits for.
+    StockReleaseRequested {
+        order_id: OrderId,
+        reason: String,
+    },
+    /// Reply to the order: `qty` of `sku` is held for it in `warehouse`.
+    StockReserved {
+        sku: String,
+        warehouse: String,
+        qty: u64,
+    },
+    /// Reply to the order: not enough `sku` anywhere.
+    StockShortage {
+        sku: String,
+        qty: u64,
+        available: u64,
+    },
 }
 
 impl EventBody {
@@ -102,8 +182,77 @@ impl EventBody {
             EventBody::ShipmentDelivered { .. } => "shipment_delivered",
             EventBody::ShipmentReturned { .. } => "shipment_returned",
             EventBody::StockLevelChanged { .. } => "stock_level_changed",
+            EventBody::WarehouseAccepted { .. } => "warehouse_accepted",
+            EventBody::ReviewApproved { .. } => "review_approved",
+            EventBody::ReviewRejected { .. } => "review_rejected",
+            EventBody::ExceptionResolved { .. } => "exception_resolved",
+            EventBody::ExceptionAssigned { .. } => "exception_assigned",
+            EventBody::CustomerChoice { .. } => "customer_choice",
+            EventBody::OrderScreened(_) => "order_screened",
             EventBody::OrderAutoApproved(_) => "order_auto_approved",
             EventBody::ManualReviewRequired(_) => "manual_review_required",
+            EventBody::StockRequested(_) => "stock_requested",
+            EventBody::OrderRouted(_) => "order_routed",
+            EventBody::PaymentTimedOut { .. } => "payment_timed_out",
+            EventBody::ExceptionEscalated { .. } => "exception_escalated",
+            EventBody::RefundRequested { .. } => "refund_requested",
+            EventBody::BuyerCheckRequested(_) => "buyer_check_requested",
+            EventBody::BuyerChecked { .. } => "buyer_checked",
+            EventBody::StockReservationRequested { .. } => "stock_reservation_requested",
+            EventBody::StockReleaseRequested { .. } => "stock_release_requested",
+            EventBody::StockReserved { .. } => "stock_reserved",
+            EventBody::StockShortage { .. } => "stock_shortage",
+        }
+    }
+
+    /// Whether the state consumer wrote it (a decision or a message between entities) rather
+    /// than an intake consumer.
+    pub fn is_derived(&self) -> bool {
+        !matches!(
+            self,
+            EventBody::OrderPlaced(_)
+                | EventBody::OrderCancelled { .. }
+                | EventBody::OrderCompleted
+                | EventBody::PaymentCaptured { .. }
+                | EventBody::PaymentFailed { .. }
+                | EventBody::PaymentRefunded { .. }
+                | EventBody::ShipmentDispatched { .. }
+                | EventBody::ShipmentDelivered { .. }
+                | EventBody::ShipmentReturned { .. }
+                | EventBody::StockLevelChanged { .. }
+                | EventBody::WarehouseAccepted { .. }
+                | EventBody::ReviewApproved { .. }
+                | EventBody::ReviewRejected { .. }
+                | EventBody::ExceptionResolved { .. }
+                | EventBody::ExceptionAssigned { .. }
+                | EventBody::CustomerChoice { .. }
+        )
+    }
+
+    /// The actor of an operator action or customer choice.
+    pub fn action(&self) -> Option<&Action> {
+        match self {
+            EventBody::ReviewApproved { action }
+            | EventBody::ReviewRejected { action }
+            | EventBody::ExceptionResolved { action, .. }
+            | EventBody::ExceptionAssigned { action, .. }
+            | EventBody::CustomerChoice { action, .. } => Some(action),
+            _ => None,
+        }
+    }
+
+    /// The rule version a decision was taken under.
+    pub fn rule_version(&self) -> Option<&str> {
+        match self {
+            EventBody::OrderScreened(Screening { rule_version, .. })
+            | EventBody::OrderAutoApproved(Approval { rule_version, .. })
+            | EventBody::ManualReviewRequired(Approval { rule_version, .. })
+            | EventBody::StockRequested(StockRequest { rule_version, .. })
+            | EventBody::OrderRouted(Routing { rule_version, .. })
+            | EventBody::PaymentTimedOut { rule_version, .. }
+            | EventBody::ExceptionEscalated { rule_version, .. }
+            | EventBody::RefundRequested { rule_version, .. } => Some(rule_version),
+            _ => None,
         }
     }
 
@@ -158,6 +307,90 @@ impl EventBody {
                 "rule {} (auto-approve below {} fen)",
                 rule.rule_version, rule.threshold_fen
             ),
+            EventBody::WarehouseAccepted {
+                warehouse,
+                routing_id,
+            } => format!("{warehouse} received {routing_id}"),
+            EventBody::ReviewApproved { action } | EventBody::ReviewRejected { action } => {
+                action.describe()
+            }
+            EventBody::ExceptionResolved {
+                action,
+                exception_id,
+            } => format!("{exception_id} {}", action.describe()),
+            EventBody::ExceptionAssigned {
+                action,
+                exception_id,
+                assignee,
+            } => format!("{exception_id} to {assignee} {}", action.describe()),
+            EventBody::CustomerChoice { action, choice } => {
+                format!("{} {}", choice.as_str(), action.describe())
+            }
+            EventBody::OrderScreened(screening) => format!(
+                "rule {}: {}",
+                screening.rule_version,
+                describe_findings(&screening.findings)
+            ),
+            EventBody::StockRequested(request) => format!(
+                "rule {}: from {}{}",
+                request.rule_version,
+                request.preferred_warehouse,
+                if request.wait { ", waiting for stock" } else { "" }
+            ),
+            EventBody::OrderRouted(routing) => format!(
+                "rule {}: {}",
+                routing.rule_version,
+                routing
+                    .parcels
+                    .iter()
+                    .map(|parcel| parcel.warehouse.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            EventBody::PaymentTimedOut {
+                timeout_minutes,
+                rule_version,
+            } => format!("rule {rule_version}: unpaid after {timeout_minutes} min"),
+            EventBody::ExceptionEscalated {
+                exception_id,
+                to,
+                sla_minutes,
+                rule_version,
+            } => format!(
+                "rule {rule_version}: {exception_id} to {} after {sla_minutes} min",
+                to.as_str()
+            ),
+            EventBody::RefundRequested {
+                amount_fen,
+                coupon_fen,
+                reason,
+                rule_version,
+            } => format!(
+                "rule {rule_version}: {amount_fen} fen, coupon {coupon_fen} fen ({reason})"
+            ),
+            EventBody::BuyerCheckRequested(check) => {
+                format!("order {} basket {}", check.order_id, check.basket)
+            }
+            EventBody::BuyerChecked { findings } => describe_findings(findings),
+            EventBody::StockReservationRequested {
+                order_id,
+                qty,
+                wait,
+                ..
+            } => format!("{qty} for {order_id}{}", if *wait { " (waits)" } else { "" }),
+            EventBody::StockReleaseRequested { order_id, reason } => {
+                format!("for {order_id}: {reason}")
+            }
+            EventBody::StockReserved {
+                sku,
+                warehouse,
+                qty,
+            } => format!("{qty} × {sku} in {warehouse}"),
+            EventBody::StockShortage {
+                sku,
+                qty,
+                available,
+            } => format!("{qty} × {sku} wanted, {available} available"),
         }
     }
 
@@ -167,9 +400,13 @@ impl EventBody {
         match self {
             EventBody::OrderPlaced(_)
             | EventBody::OrderCancelled { .. }
-            | EventBody::OrderCompleted
-            | EventBody::OrderAutoApproved(_)
-            | EventBody::ManualReviewRequired(_) => vec![],
+            | EventBody::OrderCompleted => vec![],
+            EventBody::WarehouseAccepted { routing_id, .. } => vec![routing_id],
+            EventBody::ReviewApproved { action }
+            | EventBody::ReviewRejected { action }
+            | EventBody::ExceptionResolved { action, .. }
+            | EventBody::ExceptionAssigned { action, .. }
+            | EventBody::CustomerChoice { action, .. } => vec![&action.action_id],
             EventBody::PaymentCaptured { payment_id, .. }
             | EventBody::PaymentFailed { payment_id, .. } => vec![payment_id],
             EventBody::PaymentRefunded { refund_id, .. } => vec![refund_id],
@@ -188,6 +425,8 @@ impl EventBody {
                 ..
             } => vec![carrier, tracking_no],
             EventBody::StockLevelChanged { sku, warehouse, .. } => vec![warehouse, sku],
+            // Decisions and messages get their ids from `Event::decision` / `Event::message`.
+            _ => vec![],
         }
     }
 }
@@ -229,13 +468,13 @@ impl Event {
         order_id: &OrderId,
         decided_at: Timestamp,
         decider: &str,
-        caused_by: &EventId,
+        caused_by: Option<&EventId>,
         body: EventBody,
     ) -> Event {
         let order_text = order_id.to_string();
         Event {
             schema_version: LOG_SCHEMA_VERSION,
-            event_id: EventId::derive(&["decision", decision_slot(&body), &order_text]),
+            event_id: EventId::derive(&["decision", &decision_slot(&body), &order_text]),
             key: EntityKey::Order(order_id.clone()),
             occurred_at: decided_at,
             source: Source {
@@ -243,19 +482,70 @@ impl Event {
                 partition: None,
                 offset: None,
                 channel: Some(order_id.channel()),
-                caused_by: Some(caused_by.clone()),
+                caused_by: caused_by.cloned(),
+            },
+            body,
+        }
+    }
+
+    /// Builds a message one entity's fold sends another (a request to a sku or a buyer, or
+    /// the reply). It is a pure consequence of `cause`: same cause, same id, same time, so a
+    /// message sent again after a crash is a duplicate the receiver drops.
+    pub fn message(to: EntityKey, cause: &Event, body: EventBody) -> Event {
+        let to_text = to.to_string();
+        let channel = match &to {
+            EntityKey::Order(order_id) => Some(order_id.channel()),
+            _ => cause.source.channel,
+        };
+        Event {
+            schema_version: LOG_SCHEMA_VERSION,
+            event_id: EventId::derive(&[
+                "message",
+                body.kind(),
+                cause.event_id.as_str(),
+                &to_text,
+            ]),
+            key: to,
+            occurred_at: cause.occurred_at,
+            source: Source {
+                origin: DERIVED_ORIGIN.to_string(),
+                partition: None,
+                offset: None,
+                channel,
+                caused_by: Some(cause.event_id.clone()),
             },
             body,
         }
     }
 }
 
-/// Decisions that exclude each other share a slot, so only one of them can ever count.
-fn decision_slot(body: &EventBody) -> &'static str {
+/// The origin of decisions and messages: the state consumer.
+pub const DERIVED_ORIGIN: &str = "orderflow-state";
+
+/// Decisions that exclude each other share a slot, so only one of them can ever count; a
+/// decision taken twice (after a crash, or by two owners during a rebalance) has one id.
+fn decision_slot(body: &EventBody) -> String {
     match body {
-        EventBody::OrderAutoApproved(_) | EventBody::ManualReviewRequired(_) => "approval",
-        other => other.kind(),
+        EventBody::OrderAutoApproved(_) | EventBody::ManualReviewRequired(_) => "approval".into(),
+        EventBody::StockRequested(request) => {
+            format!("stock_requested:{}", if request.wait { "wait" } else { "first" })
+        }
+        EventBody::ExceptionEscalated {
+            exception_id, to, ..
+        } => format!("exception_escalated:{exception_id}:{}", to.as_str()),
+        other => other.kind().to_string(),
     }
+}
+
+fn describe_findings(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "passed".to_string();
+    }
+    findings
+        .iter()
+        .map(|finding| format!("{} ({})", finding.code, finding.detail))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,4 +605,126 @@ pub struct Invoice {
 pub struct Approval {
     pub rule_version: String,
     pub threshold_fen: Fen,
+}
+
+/// Who did an operator action or made a customer choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// The sender's id for this action: a resend of the same action repeats it.
+    pub action_id: String,
+    pub actor: Actor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Action {
+    fn describe(&self) -> String {
+        format!(
+            "by {} ({}){}",
+            self.actor.id,
+            self.actor.role.as_str(),
+            self.note
+                .as_deref()
+                .map(|note| format!(": {note}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub role: ActorRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorRole {
+    Operator,
+    Customer,
+}
+
+impl ActorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorRole::Operator => "operator",
+            ActorRole::Customer => "customer",
+        }
+    }
+}
+
+/// The customer's answer to "out of stock: wait or refund?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    Wait,
+    Refund,
+}
+
+impl Choice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Choice::Wait => "wait",
+            Choice::Refund => "refund",
+        }
+    }
+}
+
+/// Something screening found wrong with an order: becomes an exception of `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: ExceptionKind,
+    pub code: String,
+    pub detail: String,
+}
+
+/// The intake screening decision: the single-order findings, and the parameters of the
+/// buyer check it asks for (so the buyer's fold needs no rules of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Screening {
+    pub rule_version: String,
+    pub findings: Vec<Finding>,
+    pub duplicate_window_secs: u64,
+    pub purchase_limits: Vec<PurchaseLimit>,
+}
+
+/// What a buyer's fold checks an order against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuyerCheck {
+    pub order_id: OrderId,
+    /// The sorted `sku×qty` list: equal baskets have equal text.
+    pub basket: String,
+    pub placed_at: Timestamp,
+    pub lines: Vec<SkuQty>,
+    pub rule_version: String,
+    pub duplicate_window_secs: u64,
+    pub purchase_limits: Vec<PurchaseLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SkuQty {
+    pub sku: String,
+    pub qty: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockRequest {
+    pub rule_version: String,
+    pub preferred_warehouse: String,
+    pub wait: bool,
+}
+
+/// The routing decision: one parcel per warehouse holding the order's stock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routing {
+    pub rule_version: String,
+    pub parcels: Vec<Parcel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parcel {
+    /// What the WMS echoes back when it accepts the parcel.
+    pub routing_id: String,
+    pub warehouse: String,
+    pub lines: Vec<SkuQty>,
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EventId, OrderId, Timestamp};
+use crate::{Actor, EventId, OrderId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,7 +41,53 @@ pub enum Level {
     L3,
 }
 
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::L1 => "L1",
+            Level::L2 => "L2",
+            Level::L3 => "L3",
+        }
+    }
+
+    /// Where it escalates to; `None` at the top.
+    pub fn next(self) -> Option<Level> {
+        match self {
+            Level::L1 => Some(Level::L2),
+            Level::L2 => Some(Level::L3),
+            Level::L3 => None,
+        }
+    }
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Owner::CustomerService => "customer_service",
+            Owner::Warehouse => "warehouse",
+            Owner::Risk => "risk",
+            Owner::Finance => "finance",
+            Owner::Operations => "operations",
+        }
+    }
+}
+
 impl ExceptionKind {
+    pub const ALL: [ExceptionKind; 12] = [
+        ExceptionKind::PaymentTimeout,
+        ExceptionKind::InvalidAddress,
+        ExceptionKind::InvalidPhone,
+        ExceptionKind::BlacklistedPhone,
+        ExceptionKind::OutOfStockAtReview,
+        ExceptionKind::SuspectedFraud,
+        ExceptionKind::InvoiceInvalid,
+        ExceptionKind::DuplicateOrder,
+        ExceptionKind::AmountMismatch,
+        ExceptionKind::DuplicatePayment,
+        ExceptionKind::IllegalTransition,
+        ExceptionKind::SyncFailure,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExceptionKind::PaymentTimeout => "payment_timeout",
@@ -115,6 +161,10 @@ pub struct ExceptionRecord {
     pub detail: String,
     pub raised_at: Timestamp,
     pub raised_by: EventId,
+    /// When it reached its current level: its SLA clock runs from here.
+    pub level_since: Timestamp,
+    /// The person an operator assigned it to.
+    pub assignee: Option<String>,
     pub resolution: Option<Resolution>,
 }
 
@@ -129,6 +179,8 @@ pub struct Resolution {
     pub resolved_at: Timestamp,
     pub resolved_by: EventId,
     pub note: String,
+    /// The operator who resolved it; `None` when the condition cleared by itself.
+    pub actor: Option<Actor>,
 }
 
 /// What the `exceptions` topic carries: an exception was raised or resolved on an order.
@@ -143,16 +195,39 @@ pub struct ExceptionChange {
 #[serde(rename_all = "snake_case")]
 pub enum ExceptionAction {
     Raised,
+    Escalated,
+    Assigned,
     Resolved,
+}
+
+impl ExceptionAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionAction::Raised => "raised",
+            ExceptionAction::Escalated => "escalated",
+            ExceptionAction::Assigned => "assigned",
+            ExceptionAction::Resolved => "resolved",
+        }
+    }
 }
 
 impl ExceptionChange {
     /// A stable id for this change, for downstream consumers to drop re-deliveries.
     pub fn change_id(&self) -> String {
-        let action = match self.action {
-            ExceptionAction::Raised => "raised",
-            ExceptionAction::Resolved => "resolved",
-        };
-        format!("{}:{action}", self.exception.exception_id)
+        let exception = &self.exception;
+        match self.action {
+            ExceptionAction::Escalated => format!(
+                "{}:escalated:{}",
+                exception.exception_id,
+                exception.level.as_str()
+            ),
+            // Reassigning is a new change each time: the id of the action that did it.
+            ExceptionAction::Assigned => format!(
+                "{}:assigned:{}",
+                exception.exception_id,
+                exception.assignee.as_deref().unwrap_or("-")
+            ),
+            action => format!("{}:{}", exception.exception_id, action.as_str()),
+        }
     }
 }

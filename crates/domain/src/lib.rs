@@ -9,6 +9,8 @@
 //! through [`apply`] rebuilds the same state byte for byte because nothing in here reads a
 //! clock, a random number or a rule that is not carried by the event itself.
 
+mod buyer;
+mod effect;
 mod entity;
 mod event;
 mod exception;
@@ -16,12 +18,17 @@ mod ids;
 mod mask;
 mod order;
 mod rules;
+mod screening;
 mod stock;
+mod world;
 
+pub use buyer::{BuyerState, Claim};
+pub use effect::{Audience, Effect, Notification, RoutingInstruction, ShipTo};
 pub use entity::{Entity, EntityKey};
 pub use event::{
-    Address, Approval, Event, EventBody, Invoice, InvoiceKind, OrderLine, OrderPlaced, Source,
-    LOG_SCHEMA_VERSION,
+    Action, Actor, ActorRole, Address, Approval, BuyerCheck, Choice, Event, EventBody, Finding,
+    Invoice, InvoiceKind, OrderLine, OrderPlaced, Parcel, Routing, Screening, SkuQty, Source,
+    StockRequest, DERIVED_ORIGIN, LOG_SCHEMA_VERSION,
 };
 pub use exception::{
     ExceptionAction, ExceptionChange, ExceptionKind, ExceptionRecord, Level, Owner, Resolution,
@@ -29,11 +36,17 @@ pub use exception::{
 pub use ids::{Channel, EventId, OrderId, ParseChannelError, ParseOrderIdError};
 pub use mask::{mask_detail, mask_phone};
 pub use order::{
-    decide, ApprovalDecision, ApprovalOutcome, Cancellation, FailedPayment, OrderSnapshot,
-    OrderState, Payment, Placed, Refund, Shipment, Status,
+    decide, Accepted, ApprovalDecision, ApprovalOutcome, Cancellation, CustomerDecision,
+    FailedPayment, Held, Ignored, OrderSnapshot, OrderState, Payment, Placed, Refund,
+    RefundRequest, Review, Shipment, Shortage, Status,
 };
-pub use rules::Rules;
-pub use stock::{StockLevel, StockState};
+pub use rules::{
+    AddressRules, Compensation, DuplicateRule, LevelSla, PaymentTimeout, PhoneRules,
+    PurchaseLimit, RouteRule, RoutingRules, Rules, RulesError, SlaRules,
+};
+pub use screening::{is_mainland_mobile, screen};
+pub use stock::{Reservation, StockLevel, StockState, Waiting};
+pub use world::World;
 
 /// Money in integer fen (CNY cents). Never a float.
 pub type Fen = u64;

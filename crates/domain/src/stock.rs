@@ -1,19 +1,29 @@
-//! Stock on hand per sku and warehouse, from `stock_level_changed` snapshots.
+//! Stock of one sku (`sku:{sku}`): levels per warehouse from `stock_level_changed`
+//! snapshots, and the units reserved for orders.
 //!
 //! A snapshot is a level at a time: the latest one (by source time, then event id) wins, so
-//! the result doesn't depend on the order snapshots arrive in.
+//! the result doesn't depend on the order snapshots arrive in. Reservations are decided here,
+//! in the sku's one partition, so two orders racing for the last unit are put in one order by
+//! the log: the first gets it, the second is told there is none, never both.
+//!
+//! A sku that has never had a level reported is not stock-managed (made to order, drop
+//! shipped): it is reserved from the preferred warehouse without a limit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EntityKey, Event, EventBody, EventId, Timestamp};
+use crate::{Effect, EntityKey, Event, EventBody, EventId, OrderId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockState {
     pub sku: String,
     pub version: u64,
     pub warehouses: BTreeMap<String, StockLevel>,
+    /// Units held for orders that haven't shipped, cancelled or given up.
+    pub reservations: BTreeMap<OrderId, Reservation>,
+    /// Orders whose customer chose to wait, first come first served.
+    pub waiting: Vec<Waiting>,
     pub applied: BTreeSet<EventId>,
 }
 
@@ -24,35 +34,120 @@ pub struct StockLevel {
     pub event_id: EventId,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub warehouse: String,
+    pub qty: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub order_id: OrderId,
+    pub qty: u64,
+    pub preferred_warehouse: String,
+    /// The request it answers: the reply's id derives from it.
+    pub request: Event,
+}
+
 impl StockState {
     pub fn new(sku: String) -> StockState {
         StockState {
             sku,
             version: 0,
             warehouses: BTreeMap::new(),
+            reservations: BTreeMap::new(),
+            waiting: Vec::new(),
             applied: BTreeSet::new(),
         }
     }
 
-    /// Folds one stock snapshot in; false if it was a duplicate or not a stock event.
-    pub fn apply(&mut self, event: &Event) -> bool {
-        let EventBody::StockLevelChanged {
-            sku,
-            warehouse,
-            on_hand,
-        } = &event.body
-        else {
-            return false;
+    /// Units free in `warehouse`: on hand minus held.
+    pub fn available(&self, warehouse: &str) -> u64 {
+        let on_hand = self.warehouses.get(warehouse).map_or(0, |level| level.on_hand);
+        let held: u64 = self
+            .reservations
+            .values()
+            .filter(|reservation| reservation.warehouse == warehouse)
+            .map(|reservation| reservation.qty)
+            .sum();
+        on_hand.saturating_sub(held)
+    }
+
+    fn managed(&self) -> bool {
+        !self.warehouses.is_empty()
+    }
+
+    /// Folds one stock event in; `None` if it was a duplicate or not for this sku.
+    pub fn apply(&mut self, event: &Event) -> Option<Vec<Effect>> {
+        if event.key != EntityKey::Stock(self.sku.clone()) {
+            return None;
+        }
+        let relevant = match &event.body {
+            EventBody::StockLevelChanged { sku, .. } => *sku == self.sku,
+            EventBody::StockReservationRequested { .. } | EventBody::StockReleaseRequested { .. } => {
+                true
+            }
+            _ => false,
         };
-        if event.key != EntityKey::Stock(self.sku.clone())
-            || *sku != self.sku
-            || !self.applied.insert(event.event_id.clone())
-        {
-            return false;
+        if !relevant || !self.applied.insert(event.event_id.clone()) {
+            return None;
         }
         self.version += 1;
+        let mut effects = Vec::new();
+        match &event.body {
+            EventBody::StockLevelChanged {
+                warehouse, on_hand, ..
+            } => {
+                self.record_level(event, warehouse, *on_hand);
+                self.serve_waiting(&mut effects);
+            }
+            EventBody::StockReservationRequested {
+                order_id,
+                qty,
+                preferred_warehouse,
+                wait,
+            } => {
+                if self.reservations.contains_key(order_id)
+                    || self.waiting.iter().any(|w| w.order_id == *order_id)
+                {
+                    return Some(effects);
+                }
+                match self.pick(*qty, preferred_warehouse) {
+                    Some(warehouse) => effects.push(self.reserve(order_id, warehouse, *qty, event)),
+                    None if *wait => self.waiting.push(Waiting {
+                        order_id: order_id.clone(),
+                        qty: *qty,
+                        preferred_warehouse: preferred_warehouse.clone(),
+                        request: event.clone(),
+                    }),
+                    None => effects.push(Effect::Append(Event::message(
+                        EntityKey::Order(order_id.clone()),
+                        event,
+                        EventBody::StockShortage {
+                            sku: self.sku.clone(),
+                            qty: *qty,
+                            available: self
+                                .warehouses
+                                .keys()
+                                .map(|warehouse| self.available(warehouse))
+                                .sum(),
+                        },
+                    ))),
+                }
+            }
+            EventBody::StockReleaseRequested { order_id, .. } => {
+                self.reservations.remove(order_id);
+                self.waiting.retain(|waiting| waiting.order_id != *order_id);
+                self.serve_waiting(&mut effects);
+            }
+            _ => {}
+        }
+        Some(effects)
+    }
+
+    fn record_level(&mut self, event: &Event, warehouse: &str, on_hand: u64) {
         let incoming = StockLevel {
-            on_hand: *on_hand,
+            on_hand,
             as_of: event.occurred_at,
             event_id: event.event_id.clone(),
         };
@@ -62,9 +157,56 @@ impl StockState {
         match self.warehouses.get(warehouse) {
             Some(current) if !newer(current) => {}
             _ => {
-                self.warehouses.insert(warehouse.clone(), incoming);
+                self.warehouses.insert(warehouse.to_string(), incoming);
             }
         }
-        true
+    }
+
+    /// The warehouse to take `qty` from: the preferred one if it has them, else the one with
+    /// the most free (then by name); any preferred warehouse for a sku that isn't managed.
+    fn pick(&self, qty: u64, preferred: &str) -> Option<String> {
+        if !self.managed() || self.available(preferred) >= qty {
+            return Some(preferred.to_string());
+        }
+        self.warehouses
+            .keys()
+            .map(|warehouse| (self.available(warehouse), warehouse))
+            .filter(|(free, _)| *free >= qty)
+            .max_by(|(a, wa), (b, wb)| a.cmp(b).then(wb.cmp(wa)))
+            .map(|(_, warehouse)| warehouse.clone())
+    }
+
+    fn reserve(&mut self, order_id: &OrderId, warehouse: String, qty: u64, cause: &Event) -> Effect {
+        self.reservations.insert(
+            order_id.clone(),
+            Reservation {
+                warehouse: warehouse.clone(),
+                qty,
+            },
+        );
+        Effect::Append(Event::message(
+            EntityKey::Order(order_id.clone()),
+            cause,
+            EventBody::StockReserved {
+                sku: self.sku.clone(),
+                warehouse,
+                qty,
+            },
+        ))
+    }
+
+    /// Gives freed or newly arrived units to waiting orders, first come first served; an
+    /// order that doesn't fit yet keeps its place and doesn't block smaller ones behind it.
+    fn serve_waiting(&mut self, effects: &mut Vec<Effect>) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for entry in waiting {
+            match self.pick(entry.qty, &entry.preferred_warehouse) {
+                Some(warehouse) => {
+                    let reply = self.reserve(&entry.order_id, warehouse, entry.qty, &entry.request);
+                    effects.push(reply);
+                }
+                None => self.waiting.push(entry),
+            }
+        }
     }
 }

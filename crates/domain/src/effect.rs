@@ -1,0 +1,69 @@
+//! What folding an event produces besides the new state: the records the live state consumer
+//! publishes. Effects are pure consequences of the log (no clock, no rules), so a replay
+//! computes the same ones; it just doesn't publish them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Address, SkuQty};
+use crate::{Channel, Event, EventId, ExceptionChange, Fen, Level, OrderId, Owner, Timestamp};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// An exception was raised, escalated, assigned or resolved: goes to `exceptions`.
+    Exception(ExceptionChange),
+    /// A message to another entity (a request to a sku or buyer, or a reply to an order):
+    /// appended to the log.
+    Append(Event),
+    /// Goes to `notifications`.
+    Notify(Notification),
+    /// Goes to `warehouse-routing`, keyed by warehouse.
+    Route(RoutingInstruction),
+}
+
+/// A message for a customer, an exception owner or an operator (`notifications`, key = order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Deterministic: a re-delivery has the same id.
+    pub notification_id: EventId,
+    pub order_id: OrderId,
+    pub audience: Audience,
+    /// `out_of_stock_choice`, `refund_requested`, `compensation_coupon`, `payment_timed_out`,
+    /// `exception_escalated`, `action_ignored`.
+    pub kind: String,
+    pub message: String,
+    /// The answers the customer may send back on `in.actions` (`customer_choice`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_fen: Option<Fen>,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "snake_case")]
+pub enum Audience {
+    Customer { buyer_id: String },
+    Owner { owner: Owner, level: Level },
+    Operator { actor_id: String },
+}
+
+/// What a WMS consumes from `warehouse-routing` (key = warehouse); documented in
+/// `docs/output-topics.md`. The WMS answers with `warehouse_accepted` on `in.shipments`,
+/// echoing `routing_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingInstruction {
+    pub routing_id: String,
+    pub order_id: OrderId,
+    pub channel: Channel,
+    pub warehouse: String,
+    pub lines: Vec<SkuQty>,
+    pub ship_to: ShipTo,
+    pub rule_version: String,
+    pub routed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipTo {
+    pub phone: String,
+    pub address: Address,
+}

@@ -73,7 +73,9 @@ impl BuyerState {
 
     fn check(&self, check: &BuyerCheck) -> Vec<Finding> {
         let within = |claim: &Claim, window_secs: u64| {
-            let apart = (claim.placed_at - check.placed_at).num_seconds().unsigned_abs();
+            let apart = (claim.placed_at - check.placed_at)
+                .num_seconds()
+                .unsigned_abs();
             apart <= window_secs
         };
         let mut findings = Vec::new();

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Channel, EntityKey, EventId, ExceptionKind, Fen, Level, OrderId, PurchaseLimit, Timestamp};
+use crate::{
+    Channel, EntityKey, EventId, ExceptionKind, Fen, Level, OrderId, PurchaseLimit, Timestamp,
+};
 
 /// Version of the log record layout; an older version is upcast on read, never rewritten.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
@@ -335,7 +337,11 @@ impl EventBody {
                 "rule {}: from {}{}",
                 request.rule_version,
                 request.preferred_warehouse,
-                if request.wait { ", waiting for stock" } else { "" }
+                if request.wait {
+                    ", waiting for stock"
+                } else {
+                    ""
+                }
             ),
             EventBody::OrderRouted(routing) => format!(
                 "rule {}: {}",
@@ -365,9 +371,9 @@ impl EventBody {
                 coupon_fen,
                 reason,
                 rule_version,
-            } => format!(
-                "rule {rule_version}: {amount_fen} fen, coupon {coupon_fen} fen ({reason})"
-            ),
+            } => {
+                format!("rule {rule_version}: {amount_fen} fen, coupon {coupon_fen} fen ({reason})")
+            }
             EventBody::BuyerCheckRequested(check) => {
                 format!("order {} basket {}", check.order_id, check.basket)
             }
@@ -377,7 +383,10 @@ impl EventBody {
                 qty,
                 wait,
                 ..
-            } => format!("{qty} for {order_id}{}", if *wait { " (waits)" } else { "" }),
+            } => format!(
+                "{qty} for {order_id}{}",
+                if *wait { " (waits)" } else { "" }
+            ),
             EventBody::StockReleaseRequested { order_id, reason } => {
                 format!("for {order_id}: {reason}")
             }
@@ -499,12 +508,7 @@ impl Event {
         };
         Event {
             schema_version: LOG_SCHEMA_VERSION,
-            event_id: EventId::derive(&[
-                "message",
-                body.kind(),
-                cause.event_id.as_str(),
-                &to_text,
-            ]),
+            event_id: EventId::derive(&["message", body.kind(), cause.event_id.as_str(), &to_text]),
             key: to,
             occurred_at: cause.occurred_at,
             source: Source {
@@ -528,7 +532,10 @@ fn decision_slot(body: &EventBody) -> String {
     match body {
         EventBody::OrderAutoApproved(_) | EventBody::ManualReviewRequired(_) => "approval".into(),
         EventBody::StockRequested(request) => {
-            format!("stock_requested:{}", if request.wait { "wait" } else { "first" })
+            format!(
+                "stock_requested:{}",
+                if request.wait { "wait" } else { "first" }
+            )
         }
         EventBody::ExceptionEscalated {
             exception_id, to, ..

@@ -41,8 +41,8 @@ pub use order::{
     RefundRequest, Review, Shipment, Shortage, Status,
 };
 pub use rules::{
-    AddressRules, Compensation, DuplicateRule, LevelSla, PaymentTimeout, PhoneRules,
-    PurchaseLimit, RouteRule, RoutingRules, Rules, RulesError, SlaRules,
+    AddressRules, Compensation, DuplicateRule, LevelSla, PaymentTimeout, PhoneRules, PurchaseLimit,
+    RouteRule, RoutingRules, Rules, RulesError, SlaRules,
 };
 pub use screening::{is_mainland_mobile, screen};
 pub use stock::{Reservation, StockLevel, StockState, Waiting};

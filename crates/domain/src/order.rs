@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::effect::{Audience, Notification, RoutingInstruction, ShipTo};
 use crate::event::{
-    Action, Approval, BuyerCheck, Choice, Event, EventBody, Finding, OrderPlaced, Parcel,
-    Routing, Screening, SkuQty, StockRequest,
+    Action, Approval, BuyerCheck, Choice, Event, EventBody, Finding, OrderPlaced, Parcel, Routing,
+    Screening, SkuQty, StockRequest,
 };
 use crate::exception::{
     ExceptionAction, ExceptionChange, ExceptionKind, ExceptionRecord, Resolution,
@@ -397,11 +397,7 @@ impl OrderState {
 
     fn notify(&self, cause: &Event, kind: &str, audience: Audience, message: String) -> Effect {
         Effect::Notify(Notification {
-            notification_id: EventId::derive(&[
-                "notification",
-                kind,
-                cause.event_id.as_str(),
-            ]),
+            notification_id: EventId::derive(&["notification", kind, cause.event_id.as_str()]),
             order_id: self.order_id.clone(),
             audience,
             kind: kind.to_string(),
@@ -658,7 +654,8 @@ impl OrderState {
                         ),
                     );
                     if let Effect::Notify(n) = &mut notification {
-                        n.choices = vec![Choice::Wait.as_str().into(), Choice::Refund.as_str().into()];
+                        n.choices =
+                            vec![Choice::Wait.as_str().into(), Choice::Refund.as_str().into()];
                     }
                     effects.push(notification);
                 }
@@ -695,7 +692,9 @@ impl OrderState {
                         event,
                         "payment_timed_out",
                         self.customer(),
-                        format!("not paid within {timeout_minutes} minutes: the order is cancelled"),
+                        format!(
+                            "not paid within {timeout_minutes} minutes: the order is cancelled"
+                        ),
                     ));
                 }
             }
@@ -858,7 +857,8 @@ impl OrderState {
                 "paid after the order was cancelled for the payment timeout".into(),
             ));
         }
-        let mut push = |kind, code: &str, detail: String| found.push((kind, code.to_string(), detail));
+        let mut push =
+            |kind, code: &str, detail: String| found.push((kind, code.to_string(), detail));
         let paid = self.paid_fen();
         let refunded = self.refunded_fen();
         let shipped = self.has_left_warehouse();
@@ -1164,7 +1164,10 @@ pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBod
             .warehouse_for(categories, &placed.order.address.province)
             .to_string()
     };
-    let waits = state.choice.as_ref().is_some_and(|c| c.choice == Choice::Wait);
+    let waits = state
+        .choice
+        .as_ref()
+        .is_some_and(|c| c.choice == Choice::Wait);
     if state.is_approved() && state.stock_requests.is_empty() && !blocked {
         decisions.push(EventBody::StockRequested(StockRequest {
             rule_version: version(),

@@ -152,7 +152,10 @@ impl RoutingRules {
             .iter()
             .find(|rule| {
                 let province_ok = rule.provinces.is_empty()
-                    || rule.provinces.iter().any(|p| province.starts_with(p.as_str()));
+                    || rule
+                        .provinces
+                        .iter()
+                        .any(|p| province.starts_with(p.as_str()));
                 let category_ok = rule.categories.is_empty()
                     || categories
                         .clone()
@@ -299,7 +302,11 @@ impl Rules {
             return fail("payment-timeout: minutes must be above 0".into());
         }
         if self.routing.default_warehouse.trim().is_empty()
-            || self.routing.rules.iter().any(|r| r.warehouse.trim().is_empty())
+            || self
+                .routing
+                .rules
+                .iter()
+                .any(|r| r.warehouse.trim().is_empty())
         {
             return fail("routing: every warehouse must be a non-empty name".into());
         }

@@ -63,7 +63,10 @@ impl StockState {
 
     /// Units free in `warehouse`: on hand minus held.
     pub fn available(&self, warehouse: &str) -> u64 {
-        let on_hand = self.warehouses.get(warehouse).map_or(0, |level| level.on_hand);
+        let on_hand = self
+            .warehouses
+            .get(warehouse)
+            .map_or(0, |level| level.on_hand);
         let held: u64 = self
             .reservations
             .values()
@@ -84,9 +87,8 @@ impl StockState {
         }
         let relevant = match &event.body {
             EventBody::StockLevelChanged { sku, .. } => *sku == self.sku,
-            EventBody::StockReservationRequested { .. } | EventBody::StockReleaseRequested { .. } => {
-                true
-            }
+            EventBody::StockReservationRequested { .. }
+            | EventBody::StockReleaseRequested { .. } => true,
             _ => false,
         };
         if !relevant || !self.applied.insert(event.event_id.clone()) {
@@ -176,7 +178,13 @@ impl StockState {
             .map(|(_, warehouse)| warehouse.clone())
     }
 
-    fn reserve(&mut self, order_id: &OrderId, warehouse: String, qty: u64, cause: &Event) -> Effect {
+    fn reserve(
+        &mut self,
+        order_id: &OrderId,
+        warehouse: String,
+        qty: u64,
+        cause: &Event,
+    ) -> Effect {
         self.reservations.insert(
             order_id.clone(),
             Reservation {

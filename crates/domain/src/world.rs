@@ -72,9 +72,9 @@ impl World {
                 _ => None,
             })
             .flat_map(|order| {
-                decide(order, &self.rules, now).into_iter().map(|body| {
-                    Event::decision(&order.order_id, now, DERIVED_ORIGIN, None, body)
-                })
+                decide(order, &self.rules, now)
+                    .into_iter()
+                    .map(|body| Event::decision(&order.order_id, now, DERIVED_ORIGIN, None, body))
             })
             .collect();
         for decision in due {

@@ -118,27 +118,35 @@ pub fn completed(minute: u32) -> Event {
     fact(minute, EventBody::OrderCompleted)
 }
 
-/// Runs events through the fold the way the live state consumer does: after each event that
-/// counted, the decisions it calls for are appended to the log behind the remaining events.
+/// Runs events through the live loop the way the state consumer does (decisions appended
+/// behind the event that called for them, messages to skus and buyers answered), with the
+/// clock at minute 1 so no timer is due.
 pub fn run_live(events: Vec<Event>, rules: &Rules) -> (OrderState, Vec<ExceptionChange>) {
-    let mut log: std::collections::VecDeque<Event> = events.into();
-    let mut state = OrderState::new(order_id());
-    let mut changes = Vec::new();
-    while let Some(event) = log.pop_front() {
-        if let Some(raised) = state.apply(&event) {
-            changes.extend(raised);
-            for body in decide(&state, rules) {
-                log.push_back(Event::decision(
-                    &state.order_id,
-                    at(59),
-                    "orderflow-state",
-                    &event.event_id,
-                    body,
-                ));
-            }
-        }
+    let world = world_of(events, rules);
+    let state = world
+        .order(&order_id())
+        .cloned()
+        .unwrap_or_else(|| OrderState::new(order_id()));
+    (state, exception_changes(&world))
+}
+
+pub fn world_of(events: Vec<Event>, rules: &Rules) -> World {
+    let mut world = World::new(rules.clone(), at(1));
+    for event in events {
+        world.submit(event);
     }
-    (state, changes)
+    world
+}
+
+pub fn exception_changes(world: &World) -> Vec<ExceptionChange> {
+    world
+        .published
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Exception(change) => Some(change.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn fold(events: &[Event]) -> OrderState {

@@ -81,6 +81,8 @@ pub trait StateStore {
     fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError>;
     /// All entities of a partition in key order.
     fn entities(&self, partition: i32) -> Result<Vec<Entity>, StoreError>;
+    /// The entities of a partition a timer may still fire on ([`Entity::has_timers`]).
+    fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError>;
 }
 
 /// Opens a sled database tuned for many small batched writes.
@@ -128,6 +130,57 @@ pub(crate) mod contract_tests {
         }
         batch.checkpoints.insert(partition, next_offset);
         batch
+    }
+
+    /// An order placed and not paid: its payment timeout may still fire.
+    fn unpaid(id: &str) -> (EntityKey, Entity) {
+        use orderflow_domain::{Address, Event, EventBody, OrderPlaced, Source};
+        let (key, mut entity) = order(id, 0);
+        let placed = Event::fact(
+            key.clone(),
+            chrono::DateTime::UNIX_EPOCH,
+            Source {
+                origin: "test".into(),
+                partition: None,
+                offset: None,
+                channel: None,
+                caused_by: None,
+            },
+            EventBody::OrderPlaced(OrderPlaced {
+                buyer_id: "b".into(),
+                phone: "13800138000".into(),
+                address: Address {
+                    province: "浙江省".into(),
+                    city: "杭州市".into(),
+                    district: "西湖区".into(),
+                    detail: "文三路 1 号".into(),
+                },
+                lines: vec![],
+                discount_fen: 0,
+                shipping_fen: 0,
+                total_fen: 1,
+                payment_method: "alipay".into(),
+                coupon_type: None,
+                invoice: None,
+            }),
+        );
+        entity.apply(&placed).unwrap();
+        (key, entity)
+    }
+
+    pub(crate) fn schedules_entities_with_timers(store: &impl StateStore) {
+        let (key, entity) = unpaid("tmall:T1");
+        let mut batch = batch(3, 1, &[("tmall:T2", 1)]);
+        batch.entities.insert((3, key.clone()), entity);
+        store.write(&batch).unwrap();
+        assert_eq!(store.scheduled(3).unwrap(), [key.clone()]);
+        assert!(store.scheduled(4).unwrap().is_empty());
+        // Once nothing can fire any more it leaves the schedule.
+        let (_, done) = order("tmall:T1", 9);
+        let mut later = Batch::default();
+        later.entities.insert((3, key), done);
+        store.write(&later).unwrap();
+        assert!(store.scheduled(3).unwrap().is_empty());
     }
 
     pub(crate) fn loads_what_was_written(store: &impl StateStore) {

@@ -1,8 +1,10 @@
 //! The sled implementation of [`StateStore`].
 //!
-//! Layout, one tree: `e/{partition:08x}/{entity key}` → entity JSON, and
-//! `c/{partition:08x}` → next offset (big-endian i64). Fixed-width hex partitions keep a
-//! partition's entities contiguous and in key order, which is what the digest hashes.
+//! Layout, one tree: `e/{partition:08x}/{entity key}` → entity JSON,
+//! `c/{partition:08x}` → next offset (big-endian i64), and `t/{partition:08x}/{entity key}`
+//! → empty for every entity a timer may still fire on (the schedule, derived from the
+//! entities and written in the same batch). Fixed-width hex partitions keep a partition's
+//! entities contiguous and in key order, which is what the digest hashes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +26,16 @@ fn entity_prefix(partition: i32) -> Vec<u8> {
 
 fn entity_key(partition: i32, key: &EntityKey) -> Vec<u8> {
     let mut bytes = entity_prefix(partition);
+    bytes.extend_from_slice(key.to_string().as_bytes());
+    bytes
+}
+
+fn timer_prefix(partition: i32) -> Vec<u8> {
+    format!("t/{:08x}/", partition as u32).into_bytes()
+}
+
+fn timer_key(partition: i32, key: &EntityKey) -> Vec<u8> {
+    let mut bytes = timer_prefix(partition);
     bytes.extend_from_slice(key.to_string().as_bytes());
     bytes
 }
@@ -107,6 +119,11 @@ impl StateStore for SledStore {
             let bytes = serde_json::to_vec(entity)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?;
             writes.insert(entity_key(*partition, key), bytes);
+            if entity.has_timers() {
+                writes.insert(timer_key(*partition, key), &[]);
+            } else {
+                writes.remove(timer_key(*partition, key));
+            }
         }
         for (partition, offset) in &batch.checkpoints {
             writes.insert(checkpoint_key(*partition), &offset.to_be_bytes());
@@ -145,6 +162,20 @@ impl StateStore for SledStore {
             .map(|item| decode_entity(&item?.1))
             .collect()
     }
+
+    fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError> {
+        let prefix = timer_prefix(partition);
+        self.db
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, _) = item?;
+                std::str::from_utf8(&key[prefix.len()..])
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt("unreadable timer key".into()))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +192,11 @@ mod tests {
     #[test]
     fn loads_what_was_written() {
         contract_tests::loads_what_was_written(&store().1);
+    }
+
+    #[test]
+    fn schedules_entities_with_timers() {
+        contract_tests::schedules_entities_with_timers(&store().1);
     }
 
     #[test]

@@ -5,6 +5,8 @@
     lists exactly the kinds that this script maps to its topic;
   * there is exactly one example per kind, docs/examples/<kind>.json, and it passes the schema
     of its topic plus the rule the schema cannot express (order_placed total_fen arithmetic);
+  * every file in docs/examples/screened/ (records the intake accepts and the state consumer then
+    screens into an exception, e.g. an incomplete address) passes its topic's schema and rules;
   * every file in docs/examples/invalid/ is rejected: a *.json file must parse as JSON and then
     fail its topic's schema or the total_fen rule; any other file must not parse as JSON at all;
   * every relative link in docs/input-contract.md points at a file that exists.
@@ -31,6 +33,7 @@ DOCS = ROOT / "docs"
 SCHEMAS = DOCS / "schemas"
 EXAMPLES = DOCS / "examples"
 INVALID = EXAMPLES / "invalid"
+SCREENED = EXAMPLES / "screened"
 GUIDE = DOCS / "input-contract.md"
 
 # The contract (docs/input-contract.md): which topic accepts which kind.
@@ -44,7 +47,13 @@ KIND_TO_TOPIC = {
     "shipment_dispatched": "in.shipments",
     "shipment_delivered": "in.shipments",
     "shipment_returned": "in.shipments",
+    "warehouse_accepted": "in.shipments",
     "stock_level_changed": "in.inventory",
+    "review_approved": "in.actions",
+    "review_rejected": "in.actions",
+    "exception_resolved": "in.actions",
+    "exception_assigned": "in.actions",
+    "customer_choice": "in.actions",
 }
 TOPICS = sorted(set(KIND_TO_TOPIC.values()))
 
@@ -159,6 +168,29 @@ def check_valid_examples(validators: dict[str, jsonschema.Validator]) -> int:
     return checked
 
 
+def check_screened_examples(validators: dict[str, jsonschema.Validator]) -> int:
+    """Accepted records that screening turns into exceptions: any kind, named for the finding."""
+    checked = 0
+    files = sorted(p for p in SCREENED.iterdir() if p.is_file()) if SCREENED.is_dir() else []
+    for path in files:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            problems.append(f"{rel(path)}: not JSON: {err}")
+            continue
+        kind = record.get("kind") if isinstance(record, dict) else None
+        topic = KIND_TO_TOPIC.get(kind)
+        if topic is None:
+            problems.append(f"{rel(path)}: kind {kind!r} belongs to no input topic")
+            continue
+        if topic not in validators:
+            continue  # schema problem already reported
+        errors = explain(validators[topic], record) + intake_rules(record)
+        problems.extend(f"{rel(path)} (accepted, screened later; {topic}): {e}" for e in errors)
+        checked += 1
+    return checked
+
+
 def check_invalid_examples(validators: dict[str, jsonschema.Validator]) -> int:
     checked = 0
     files = sorted(p for p in INVALID.iterdir() if p.is_file()) if INVALID.is_dir() else []
@@ -209,7 +241,7 @@ def check_guide_links() -> None:
 
 def main() -> int:
     validators = load_schemas()
-    valid = check_valid_examples(validators)
+    valid = check_valid_examples(validators) + check_screened_examples(validators)
     invalid = check_invalid_examples(validators)
     check_guide_links()
     if problems:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The orderflow demo, end to end on this machine: build, start a fresh local Apache Kafka, run the
-# five consumers, feed deploy/demo/demo.jsonl (14 orders on 5 channels, with retries, out-of-order
+# six consumers, feed deploy/demo/demo.jsonl (14 orders on 5 channels, with retries, out-of-order
 # arrival, exceptions and malformed input), wait until every order reached the final status that
 # deploy/demo/expected.json gives it, show the result, stop the consumers, verify the state store
 # against a replay of the log, and stop the broker.
@@ -38,7 +38,7 @@ case $BROKER_KIND in
     ;;
 esac
 BROKER_SCRIPT=$ROOT/scripts/$BROKER_KIND.sh
-CONSUMERS=(orders payments shipments inventory state)
+CONSUMERS=(orders payments shipments inventory actions state)
 # The two orders `orderflow inspect` shows: the payment callback sent three times, and the
 # shipment that arrived before its payment.
 INSPECT=(jd:302918475631 douyin:6930182736451827365)

@@ -15,7 +15,7 @@ use std::fmt;
 
 use orderflow_domain::Event;
 
-pub use validate::MAX_LINES;
+pub use validate::{MAX_ACTION_ID_CHARS, MAX_LINES, MAX_NOTE_CHARS};
 
 /// The protobuf content type; anything else is read as JSON.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
@@ -33,14 +33,17 @@ pub enum InputTopic {
     Payments,
     Shipments,
     Inventory,
+    /// Operator actions and customer choices on an order (`orderflow-actions`).
+    Actions,
 }
 
 impl InputTopic {
-    pub const ALL: [InputTopic; 4] = [
+    pub const ALL: [InputTopic; 5] = [
         InputTopic::Orders,
         InputTopic::Payments,
         InputTopic::Shipments,
         InputTopic::Inventory,
+        InputTopic::Actions,
     ];
 
     /// The topic name without the deployment's prefix.
@@ -50,6 +53,7 @@ impl InputTopic {
             InputTopic::Payments => "in.payments",
             InputTopic::Shipments => "in.shipments",
             InputTopic::Inventory => "in.inventory",
+            InputTopic::Actions => "in.actions",
         }
     }
 
@@ -66,8 +70,16 @@ impl InputTopic {
                 "shipment_dispatched",
                 "shipment_delivered",
                 "shipment_returned",
+                "warehouse_accepted",
             ],
             InputTopic::Inventory => &["stock_level_changed"],
+            InputTopic::Actions => &[
+                "review_approved",
+                "review_rejected",
+                "exception_resolved",
+                "exception_assigned",
+                "customer_choice",
+            ],
         }
     }
 

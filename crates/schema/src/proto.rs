@@ -3,7 +3,7 @@
 use prost::Message;
 use serde_json::{json, Map, Value};
 
-use crate::v1::{input_event::Kind, InputEvent};
+use crate::v1::{input_event::Kind, Actor, InputEvent};
 use crate::{Rejection, RejectionKind};
 
 pub(crate) fn to_json(payload: &[u8]) -> Result<Value, Rejection> {
@@ -89,6 +89,40 @@ fn body(kind: Kind) -> (&'static str, Map<String, Value>) {
             json!({"carrier": s.carrier, "tracking_no": s.tracking_no,
                    "warehouse": s.warehouse, "reason": s.reason}),
         ),
+        Kind::WarehouseAccepted(w) => (
+            "warehouse_accepted",
+            json!({"warehouse": w.warehouse, "routing_id": w.routing_id}),
+        ),
+        Kind::ReviewApproved(a) => (
+            "review_approved",
+            action(a.action_id, a.actor, a.note, json!({})),
+        ),
+        Kind::ReviewRejected(a) => (
+            "review_rejected",
+            action(a.action_id, a.actor, a.note, json!({})),
+        ),
+        Kind::ExceptionResolved(a) => (
+            "exception_resolved",
+            action(
+                a.action_id,
+                a.actor,
+                a.note,
+                json!({"exception_id": a.exception_id}),
+            ),
+        ),
+        Kind::ExceptionAssigned(a) => (
+            "exception_assigned",
+            action(
+                a.action_id,
+                a.actor,
+                a.note,
+                json!({"exception_id": a.exception_id, "assignee": a.assignee}),
+            ),
+        ),
+        Kind::CustomerChoice(a) => (
+            "customer_choice",
+            action(a.action_id, a.actor, a.note, json!({"choice": a.choice})),
+        ),
         Kind::StockLevelChanged(s) => (
             "stock_level_changed",
             json!({"sku": s.sku, "warehouse": s.warehouse, "on_hand": s.on_hand}),
@@ -98,4 +132,18 @@ fn body(kind: Kind) -> (&'static str, Map<String, Value>) {
         Value::Object(map) => (name, map),
         _ => (name, Map::new()),
     }
+}
+
+/// The fields every action kind shares, plus its own. A missing `actor` message stays absent
+/// (null), so the validator says `actor is required` as it does for JSON.
+fn action(action_id: String, actor: Option<Actor>, note: Option<String>, own: Value) -> Value {
+    let mut fields = json!({
+        "action_id": action_id,
+        "actor": actor.map(|actor| json!({"id": actor.id, "role": actor.role})),
+        "note": note,
+    });
+    if let (Value::Object(fields), Value::Object(own)) = (&mut fields, own) {
+        fields.extend(own);
+    }
+    fields
 }

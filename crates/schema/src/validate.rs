@@ -5,15 +5,22 @@
 
 use chrono::{DateTime, Utc};
 use orderflow_domain::{
-    Address, Channel, EntityKey, Event, EventBody, Invoice, InvoiceKind, OrderId, OrderLine,
-    OrderPlaced, Source,
+    Action, Actor, ActorRole, Address, Channel, Choice, EntityKey, Event, EventBody, EventId,
+    Invoice, InvoiceKind, OrderId, OrderLine, OrderPlaced, Source,
 };
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::{InputTopic, Provenance, Rejection, RejectionKind};
 
 /// An order has at most this many lines.
 pub const MAX_LINES: usize = 200;
+
+/// Longest `action_id` of an action, in characters.
+pub const MAX_ACTION_ID_CHARS: usize = 128;
+
+/// Longest `note` of an action, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
 
 const SUPPORTED_SCHEMA_VERSION: u64 = 1;
 
@@ -96,6 +103,23 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(_) => self.text(field).map(Some),
         }
+    }
+
+    /// A string that may be empty or absent (absent reads as empty), but not of another type.
+    fn text_or_empty(&self, field: &str) -> Result<String, Rejection> {
+        Ok(self.optional_string(field)?.unwrap_or_default())
+    }
+
+    /// A string of at most `max` characters (after trimming).
+    fn check_length(&self, field: &str, text: &str, max: usize) -> Result<(), Rejection> {
+        let chars = text.chars().count();
+        if chars > max {
+            return Err(invalid(format!(
+                "{} must be at most {max} characters, got {chars}",
+                self.name(field)
+            )));
+        }
+        Ok(())
     }
 
     fn integer(&self, field: &str, min: u64) -> Result<u64, Rejection> {
@@ -265,17 +289,117 @@ fn order_body(kind: &str, fields: &Fields<'_>) -> Result<EventBody, Rejection> {
             warehouse: fields.string("warehouse")?,
             reason: fields.optional_string("reason")?,
         },
+        "warehouse_accepted" => EventBody::WarehouseAccepted {
+            warehouse: fields.string("warehouse")?,
+            routing_id: fields.string("routing_id")?,
+        },
+        "review_approved" => EventBody::ReviewApproved {
+            action: action(kind, fields)?,
+        },
+        "review_rejected" => EventBody::ReviewRejected {
+            action: action(kind, fields)?,
+        },
+        "exception_resolved" => EventBody::ExceptionResolved {
+            action: action(kind, fields)?,
+            exception_id: exception_id(fields)?,
+        },
+        "exception_assigned" => EventBody::ExceptionAssigned {
+            action: action(kind, fields)?,
+            exception_id: exception_id(fields)?,
+            assignee: fields.string("assignee")?,
+        },
+        "customer_choice" => EventBody::CustomerChoice {
+            action: action(kind, fields)?,
+            choice: match fields.string("choice")?.as_str() {
+                "wait" => Choice::Wait,
+                "refund" => Choice::Refund,
+                other => {
+                    return Err(invalid(format!(
+                        "choice must be \"wait\" or \"refund\", got {other:?}"
+                    )))
+                }
+            },
+        },
         other => return Err(invalid(format!("kind {other:?} is not an order fact"))),
     })
 }
 
+/// Who acted, and the role `kind` needs: a customer makes a `customer_choice`; reviews and
+/// exceptions are an operator's business.
+fn action(kind: &str, fields: &Fields<'_>) -> Result<Action, Rejection> {
+    let action_id = fields.string("action_id")?;
+    fields.check_length("action_id", &action_id, MAX_ACTION_ID_CHARS)?;
+    let actor = fields.object("actor")?;
+    let actor_id = actor.string("id")?;
+    let role = match actor.string("role")?.as_str() {
+        "operator" => ActorRole::Operator,
+        "customer" => ActorRole::Customer,
+        other => {
+            return Err(invalid(format!(
+                "actor.role must be \"operator\" or \"customer\", got {other:?}"
+            )))
+        }
+    };
+    let needed = if kind == "customer_choice" {
+        ActorRole::Customer
+    } else {
+        ActorRole::Operator
+    };
+    if role != needed {
+        return Err(invalid(format!(
+            "actor.role must be {:?} for {kind}, got {:?}",
+            needed.as_str(),
+            role.as_str()
+        )));
+    }
+    let note = fields
+        .optional_string("note")?
+        .filter(|note| !note.is_empty());
+    if let Some(note) = &note {
+        fields.check_length("note", note, MAX_NOTE_CHARS)?;
+    }
+    Ok(Action {
+        action_id,
+        actor: Actor { id: actor_id, role },
+        note,
+    })
+}
+
+/// The `event_id` of the exception event an action is about: 32 lowercase hex characters.
+fn exception_id(fields: &Fields<'_>) -> Result<EventId, Rejection> {
+    let raw = fields.string("exception_id")?;
+    let well_formed = raw.len() == 32
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !well_formed {
+        return Err(invalid(format!(
+            "exception_id must be 32 lowercase hex characters (the event id of the exception), got {raw:?}"
+        )));
+    }
+    EventId::deserialize(Value::String(raw))
+        .map_err(|error| invalid(format!("exception_id: {error}")))
+}
+
 fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
-    let address = fields.object("address")?;
-    let address = Address {
-        province: address.text("province")?,
-        city: address.text("city")?,
-        district: address.text("district")?,
-        detail: address.text("detail")?,
+    // An incomplete address is the state consumer's to screen (an `invalid_address`
+    // exception with an owner), so absent parts read as empty; only a wrong type is rejected.
+    let address = match fields.get("address") {
+        None => Address {
+            province: String::new(),
+            city: String::new(),
+            district: String::new(),
+            detail: String::new(),
+        },
+        Some(_) => {
+            let address = fields.object("address")?;
+            Address {
+                province: address.text_or_empty("province")?,
+                city: address.text_or_empty("city")?,
+                district: address.text_or_empty("district")?,
+                detail: address.text_or_empty("detail")?,
+            }
+        }
     };
     let lines = order_lines(fields)?;
     let discount_fen = fields.integer_or("discount_fen", 0)?;
@@ -317,7 +441,8 @@ fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
     };
     Ok(OrderPlaced {
         buyer_id: fields.string("buyer_id")?,
-        phone: normalise_phone(&fields.text("phone")?),
+        // Likewise the phone: its format is screened (`invalid_phone`), never rejected here.
+        phone: normalise_phone(&fields.text_or_empty("phone")?),
         address,
         lines,
         discount_fen,

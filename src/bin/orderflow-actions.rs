@@ -1,0 +1,9 @@
+//! Intake consumer for `in.actions`: validates operator actions and customer choices (the
+//! actor's role must fit the kind), dedupes them by `action_id` and appends them to the order
+//! event log, where the order's fold decides what they change.
+
+fn main() -> std::process::ExitCode {
+    orderflow_runtime::cli::consumer_main(orderflow_runtime::cli::Role::Intake(
+        orderflow_schema::InputTopic::Actions,
+    ))
+}

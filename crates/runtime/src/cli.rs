@@ -113,6 +113,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The exception report: open exceptions oldest first, and per kind and channel what was
+    /// raised, resolved and escalated, the average handling time and the recurrence.
+    Exceptions {
+        /// Count activity from this time on: RFC 3339, or a duration back from now (`7d`, `36h`).
+        #[arg(long)]
+        since: Option<String>,
+        /// The time to report at (RFC 3339); the system clock if omitted.
+        #[arg(long)]
+        now: Option<String>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -212,6 +225,9 @@ pub fn operator_main() -> ExitCode {
             Command::Bench {
                 action: BenchAction::ReadLog,
             } => print_json(&crate::bench::read_log(&config).await?),
+            Command::Exceptions { since, now, json } => {
+                exceptions(&config, since.as_deref(), now.as_deref(), json).await
+            }
             Command::Inspect { order_id, json } => {
                 let order_id: OrderId = order_id
                     .parse()
@@ -412,6 +428,49 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeErro
         Ok(())
     } else {
         Err(RuntimeError::Fatal("simulation verification failed".into()))
+    }
+}
+
+async fn exceptions(
+    config: &Config,
+    since: Option<&str>,
+    now: Option<&str>,
+    json: bool,
+) -> Result<(), RuntimeError> {
+    use crate::report::{parse_instant, parse_since, render_text, ExceptionLedger};
+    use rdkafka::Message;
+    let now = match now {
+        Some(text) => {
+            parse_instant(text).map_err(|e| RuntimeError::Config(format!("--now: {e}")))?
+        }
+        None => chrono::Utc::now(),
+    };
+    let since = since
+        .map(|text| parse_since(text, now))
+        .transpose()
+        .map_err(|error| RuntimeError::Config(format!("--since: {error}")))?;
+    let topic = crate::kafka::Topics::new(&config.kafka.topic_prefix).exceptions();
+    let mut ledger = ExceptionLedger::default();
+    let until = Until::End {
+        quiet: ops::END_QUIET,
+    };
+    crate::logread::read_topic(&config.kafka, &topic, until, |message| {
+        ledger.apply_payload(message.payload());
+        Ok(())
+    })
+    .await?;
+    let report = ledger.report(now, since);
+    if report.unreadable_records > 0 {
+        eprintln!(
+            "warning: {} records on {topic} are not exception changes and were left out",
+            report.unreadable_records
+        );
+    }
+    if json {
+        print_json(&report)
+    } else {
+        print!("{}", render_text(&report));
+        Ok(())
     }
 }
 

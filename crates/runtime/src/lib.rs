@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod logread;
 pub mod ops;
 pub mod output;
+pub mod report;
 pub mod simulate;
 pub mod state;
 pub mod telemetry;

@@ -62,6 +62,10 @@ pub struct Harness {
     producer: FutureProducer,
 }
 
+/// Where every test's clock starts: the day the simulator's journeys and the input builders
+/// are set on, so no payment timeout or SLA is due until a test moves the clock.
+pub const CLOCK_START: &str = "2026-11-25T00:00:00Z";
+
 impl Harness {
     /// A fresh namespace on the broker, with every topic created by the real CLI.
     pub fn new(test: &str) -> Harness {
@@ -92,6 +96,7 @@ impl Harness {
             kafka,
             producer,
         };
+        harness.set_clock(CLOCK_START);
         let created = harness.cli(&["topics", "create"]);
         assert!(
             created.status.success(),
@@ -109,6 +114,18 @@ impl Harness {
         self.dir.path()
     }
 
+    /// The state consumers' clock: a file the test moves forward instead of waiting.
+    pub fn clock_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("clock")
+    }
+
+    /// Sets the consumers' clock (RFC 3339); it takes effect at their next tick.
+    pub fn set_clock(&self, now: &str) {
+        let temporary = self.dir.path().join("clock.new");
+        std::fs::write(&temporary, now).unwrap();
+        std::fs::rename(&temporary, self.clock_file()).unwrap();
+    }
+
     fn command(&self, binary: &str) -> Command {
         let mut command = Command::new(binary);
         command
@@ -116,6 +133,9 @@ impl Harness {
             .env("ORDERFLOW_TOPIC_PREFIX", &self.prefix)
             .env("ORDERFLOW_PARTITIONS", PARTITIONS.to_string())
             .env("ORDERFLOW_DATA_DIR", self.dir.path())
+            .env("ORDERFLOW_CLOCK_FILE", self.clock_file())
+            .env("ORDERFLOW_TICK_MS", "100")
+            .env_remove("ORDERFLOW_RULES")
             .env_remove("ORDERFLOW_CONFIG")
             .env("RUST_LOG", "info");
         command

@@ -66,6 +66,9 @@ pub struct OrderState {
     pub order_id: OrderId,
     /// Number of distinct events folded in; grows by one per event that counted.
     pub version: u64,
+    /// How many of them came from outside (facts and actions), not from orderflow's own
+    /// decisions and messages.
+    pub facts: u64,
     pub status: Status,
     pub placed: Option<Placed>,
     pub payments: Vec<Payment>,
@@ -219,6 +222,7 @@ impl OrderState {
         OrderState {
             order_id,
             version: 0,
+            facts: 0,
             status: Status::PendingPayment,
             placed: None,
             payments: Vec::new(),
@@ -339,6 +343,7 @@ impl OrderState {
             return None;
         }
         self.version += 1;
+        self.facts += u64::from(!event.body.is_derived());
         self.updated_at = self.updated_at.max(Some(event.occurred_at));
         let mut effects = Vec::new();
         self.record_fact(event, &mut effects);
@@ -1026,6 +1031,7 @@ impl OrderState {
             order_id: &self.order_id,
             channel: self.order_id.channel().as_str(),
             version: self.version,
+            facts: self.facts,
             status: self.status,
             total_fen: self.placed.as_ref().map(|p| p.order.total_fen),
             paid_fen: self.paid_fen(),
@@ -1049,6 +1055,7 @@ pub struct OrderSnapshot<'a> {
     pub order_id: &'a OrderId,
     pub channel: &'static str,
     pub version: u64,
+    pub facts: u64,
     pub status: Status,
     pub total_fen: Option<Fen>,
     pub paid_fen: Fen,

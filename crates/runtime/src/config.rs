@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use orderflow_domain::Rules;
 use serde::Deserialize;
 
 use crate::RuntimeError;
@@ -17,7 +16,35 @@ pub struct Config {
     pub store: StoreConfig,
     pub consumer: ConsumerConfig,
     pub telemetry: TelemetryConfig,
-    pub rules: Rules,
+    pub rules: RulesConfig,
+    pub timers: TimersConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RulesConfig {
+    /// The rules file (`docs/rules.md`); the built-in rules when unset. The state consumer
+    /// re-reads it when it changes.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct TimersConfig {
+    /// How often the state consumer looks for due timers and a changed rules file.
+    pub tick_ms: u64,
+    /// A file holding the current time (RFC 3339) to use instead of the system clock: for
+    /// drills and tests that move time forward without waiting.
+    pub clock_file: Option<PathBuf>,
+}
+
+impl Default for TimersConfig {
+    fn default() -> TimersConfig {
+        TimersConfig {
+            tick_ms: 1_000,
+            clock_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +129,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ORDERFLOW_DATA_DIR", "store.data-dir"),
     ("ORDERFLOW_METRICS_LISTEN", "telemetry.metrics-listen"),
     ("ORDERFLOW_LOG_FORMAT", "telemetry.log-format"),
+    ("ORDERFLOW_RULES", "rules.path"),
+    ("ORDERFLOW_CLOCK_FILE", "timers.clock-file"),
+    ("ORDERFLOW_TICK_MS", "timers.tick-ms"),
 ];
 
 impl Config {
@@ -167,8 +197,8 @@ impl Config {
         if self.consumer.max_batch == 0 {
             return fail("consumer.max-batch must be at least 1");
         }
-        if self.rules.version.trim().is_empty() {
-            return fail("rules.version must not be empty: every decision records it");
+        if self.timers.tick_ms == 0 {
+            return fail("timers.tick-ms must be at least 1");
         }
         Ok(())
     }
@@ -218,7 +248,8 @@ mod tests {
     fn defaults_work_without_a_file() {
         let config = Config::load_with(None, |_| None).unwrap();
         assert_eq!(config.kafka.topic_prefix, "orderflow.");
-        assert_eq!(config.rules.auto_approve_below_fen, 50_000);
+        assert_eq!(config.rules.path, None);
+        assert_eq!(config.timers.tick_ms, 1_000);
     }
 
     #[test]

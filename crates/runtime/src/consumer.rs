@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
@@ -160,6 +160,19 @@ pub trait BatchHandler {
         consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
     ) -> impl Future<Output = Result<(), RuntimeError>>;
+
+    /// How often [`BatchHandler::tick`] runs between batches; never if `None`.
+    fn tick_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Work driven by time rather than records (timers); runs between batches.
+    fn tick<C: ConsumerContext>(
+        &mut self,
+        _consumer: &StreamConsumer<C>,
+    ) -> impl Future<Output = Result<(), RuntimeError>> {
+        async { Ok(()) }
+    }
 }
 
 /// Runs until `shutdown` resolves, then finishes the batch in hand and commits.
@@ -175,10 +188,25 @@ where
     H: BatchHandler,
 {
     let mut stream = consumer.stream().ready_chunks(max_batch);
+    let mut ticker = handler.tick_every().map(|every| {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker
+    });
     tokio::pin!(shutdown);
     loop {
+        let tick = async {
+            match ticker.as_mut() {
+                Some(ticker) => ticker.tick().await,
+                None => std::future::pending().await,
+            }
+        };
         let chunk = tokio::select! {
             _ = &mut shutdown => break,
+            _ = tick => {
+                handler.tick(consumer).await?;
+                continue;
+            }
             chunk = stream.next() => chunk,
         };
         let Some(chunk) = chunk else { break };

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use orderflow_domain::{Entity, EntityKey, Event, ExceptionChange, LOG_SCHEMA_VERSION};
+use orderflow_domain::{Effect, Entity, EntityKey, Event, LOG_SCHEMA_VERSION};
 use orderflow_store::{Batch, StateStore, StoreError};
 
 /// Reads one record of the order event log.
@@ -24,7 +24,8 @@ pub fn decode_log_record(payload: &[u8]) -> Result<Event, String> {
 pub enum Applied {
     /// Already folded in: a duplicate by event id.
     Duplicate,
-    Changed(Vec<ExceptionChange>),
+    /// Folded in; what it produced (exceptions, messages, notifications, routing).
+    Changed(Vec<Effect>),
 }
 
 /// A batch of folds over a store: reads through to the store, keeps changes in memory until
@@ -59,7 +60,7 @@ impl<'s, S: StateStore> Fold<'s, S> {
                 .unwrap_or_else(|| Entity::empty(&event.key)),
         };
         let applied = match entity.apply(event) {
-            Some(changes) => Applied::Changed(changes),
+            Some(effects) => Applied::Changed(effects),
             None => Applied::Duplicate,
         };
         self.batch.entities.insert(slot, entity);

@@ -45,6 +45,14 @@ impl Topics {
         self.name("dlq")
     }
 
+    pub fn notifications(&self) -> String {
+        self.name("notifications")
+    }
+
+    pub fn warehouse_routing(&self) -> String {
+        self.name("warehouse-routing")
+    }
+
     /// Every topic with the configs it is created with.
     pub fn all(&self) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
         let plain = |topic: &str| (self.name(topic), vec![]);

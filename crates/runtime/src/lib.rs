@@ -14,6 +14,7 @@ pub mod logread;
 pub mod ops;
 pub mod output;
 pub mod report;
+pub mod rules;
 pub mod simulate;
 pub mod state;
 pub mod telemetry;

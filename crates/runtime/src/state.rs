@@ -1,5 +1,11 @@
-//! The state consumer: folds the order event log into per-order state in sled, records the
-//! decisions orders call for back into the log, and publishes snapshots and exceptions.
+//! The state consumer: folds the order event log into per-entity state in sled, records the
+//! decisions orders call for back into the log (and the messages entities send each other),
+//! and publishes snapshots, exceptions, notifications and warehouse routing.
+//!
+//! Timers (payment timeout, SLA escalation) are decisions too: a tick between batches asks
+//! the orders in the store's schedule what is due at the clock's time and appends that to
+//! the log; only folding it back takes effect. The schedule is part of the folded state, so
+//! it survives restarts and moves with a partition to its new owner.
 //!
 //! On assignment a partition starts at the local store's checkpoint, not the group's
 //! committed offset: a partition this instance never owned (or owned long ago) is rebuilt
@@ -12,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow_domain::{decide, Entity, EntityKey, Event, EventId, Rules};
+use orderflow_domain::{decide, Effect, Entity, EntityKey, Event, EventId, OrderState};
 use orderflow_schema::{Rejection, RejectionKind};
 use orderflow_store::{SledStore, StateStore};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
@@ -26,6 +32,7 @@ use crate::consumer::{self, BatchHandler, StartPosition};
 use crate::fold::{decode_log_record, Applied, Fold};
 use crate::kafka::{producer, with_retries, Topics};
 use crate::output::{deliver, DeadLetter, Output};
+use crate::rules::{Clock, RulesSource};
 use crate::RuntimeError;
 
 pub const CONSUMER_NAME: &str = "orderflow-state";
@@ -47,7 +54,9 @@ pub struct StateConsumer {
     topics: Topics,
     producer: FutureProducer,
     store: Arc<SledStore>,
-    rules: Rules,
+    rules: RulesSource,
+    clock: Clock,
+    tick_every: Duration,
     generation: Arc<AtomicU64>,
     seen_generation: u64,
     /// Per partition, the group's committed offset when it was assigned: below it, quiet.
@@ -83,13 +92,16 @@ pub async fn run(
         topics,
         producer: producer(&config.kafka)?,
         store,
-        rules: config.rules.clone(),
+        rules: RulesSource::open(config)?,
+        clock: Clock::from_config(config),
+        tick_every: Duration::from_millis(config.timers.tick_ms),
         generation,
         seen_generation: 0,
         live_from: HashMap::new(),
         in_flight: HashSet::new(),
     };
-    info!(consumer = CONSUMER_NAME, store = %dir.display(), rules = %config.rules.version, "state consumer started");
+    state.clock.now()?;
+    info!(consumer = CONSUMER_NAME, store = %dir.display(), rules = %state.rules.current().version, "state consumer started");
     consumer::run(
         CONSUMER_NAME,
         &consumer,
@@ -107,24 +119,23 @@ impl StateConsumer {
     fn refresh_live_from<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
-        batch: &[OwnedMessage],
+        partitions: impl Iterator<Item = i32>,
     ) -> Result<(), RuntimeError> {
         let generation = self.generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
             self.live_from.clear();
             self.seen_generation = generation;
         }
-        let unknown: BTreeSet<(&str, i32)> = batch
-            .iter()
-            .filter(|message| !self.live_from.contains_key(&message.partition()))
-            .map(|message| (message.topic(), message.partition()))
+        let unknown: BTreeSet<i32> = partitions
+            .filter(|partition| !self.live_from.contains_key(partition))
             .collect();
         if unknown.is_empty() {
             return Ok(());
         }
+        let log_topic = self.topics.order_events();
         let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in &unknown {
-            tpl.add_partition(topic, *partition);
+        for partition in &unknown {
+            tpl.add_partition(&log_topic, *partition);
         }
         let committed = with_retries("reading committed offsets", || {
             consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
@@ -143,29 +154,147 @@ impl StateConsumer {
         }
         Ok(())
     }
+
+    /// The decisions `order` calls for now, as log records, each appended at most once
+    /// until it is read back.
+    fn decisions(
+        &mut self,
+        order: &OrderState,
+        now: orderflow_domain::Timestamp,
+        caused_by: Option<&EventId>,
+        outputs: &mut Vec<Output>,
+    ) -> Result<(), RuntimeError> {
+        let rules = self.rules.current();
+        for body in decide(order, rules, now) {
+            let decision = Event::decision(&order.order_id, now, CONSUMER_NAME, caused_by, body);
+            if self.in_flight.insert(decision.event_id.clone()) {
+                info!(order_id = %order.order_id, decision = decision.body.kind(),
+                    rule_version = %rules.version, "decision recorded");
+                metrics::counter!("orderflow_decisions_total", "kind" => decision.body.kind())
+                    .increment(1);
+                outputs.push(log_record(&self.topics, &decision)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// What an effect of a live fold publishes.
+    fn publish(&self, effect: &Effect, outputs: &mut Vec<Output>) -> Result<(), RuntimeError> {
+        match effect {
+            Effect::Exception(change) => {
+                metrics::counter!("orderflow_exceptions_total",
+                    "kind" => change.exception.kind.as_str(), "action" => change.action.as_str())
+                .increment(1);
+                outputs.push(Output {
+                    topic: self.topics.exceptions(),
+                    key: change.order_id.to_string().into_bytes(),
+                    headers: vec![("orderflow.change-id", change.change_id().into_bytes())],
+                    payload: to_json(change)?,
+                });
+            }
+            Effect::Append(message) => outputs.push(log_record(&self.topics, message)?),
+            Effect::Notify(notification) => {
+                metrics::counter!("orderflow_notifications_total", "kind" => notification.kind.clone())
+                    .increment(1);
+                outputs.push(Output {
+                    topic: self.topics.notifications(),
+                    key: notification.order_id.to_string().into_bytes(),
+                    headers: vec![(
+                        "orderflow.notification-id",
+                        notification.notification_id.to_string().into_bytes(),
+                    )],
+                    payload: to_json(notification)?,
+                });
+            }
+            Effect::Route(instruction) => {
+                info!(order_id = %instruction.order_id, warehouse = %instruction.warehouse,
+                    routing_id = %instruction.routing_id, "order routed");
+                outputs.push(Output {
+                    topic: self.topics.warehouse_routing(),
+                    key: instruction.warehouse.clone().into_bytes(),
+                    headers: vec![(
+                        "orderflow.routing-id",
+                        instruction.routing_id.clone().into_bytes(),
+                    )],
+                    payload: to_json(instruction)?,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions assigned to this instance whose local state has caught up with what was
+    /// already published: only there may a timer fire.
+    fn live_partitions<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+    ) -> Result<Vec<i32>, RuntimeError> {
+        let assignment = consumer
+            .assignment()
+            .map_err(RuntimeError::kafka("reading the assignment"))?;
+        let assigned: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|element| element.partition())
+            .collect();
+        self.refresh_live_from(consumer, assigned.iter().copied())?;
+        let mut live = Vec::new();
+        for partition in assigned {
+            let folded = self.store.checkpoint(partition)?.unwrap_or(0);
+            if folded >= self.live_from.get(&partition).copied().unwrap_or(i64::MAX) {
+                live.push(partition);
+            }
+        }
+        Ok(live)
+    }
 }
 
 impl BatchHandler for StateConsumer {
+    fn tick_every(&self) -> Option<Duration> {
+        Some(self.tick_every)
+    }
+
+    async fn tick<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        self.rules.reload_if_changed();
+        let now = self.clock.now()?;
+        let mut outputs = Vec::new();
+        for partition in self.live_partitions(consumer)? {
+            for key in self.store.scheduled(partition)? {
+                if let Some(Entity::Order(order)) = self.store.load(partition, &key)? {
+                    self.decisions(&order, now, None, &mut outputs)?;
+                }
+            }
+        }
+        if !outputs.is_empty() {
+            debug!(records = outputs.len(), %now, "timers fired");
+            deliver(&self.producer, &outputs).await?;
+        }
+        Ok(())
+    }
+
     async fn handle<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
     ) -> Result<(), RuntimeError> {
-        self.refresh_live_from(consumer, batch)?;
+        self.refresh_live_from(consumer, batch.iter().map(|message| message.partition()))?;
+        let now = self.clock.now()?;
         let span = info_span!(
             "state_batch",
             consumer = CONSUMER_NAME,
             records = batch.len()
         );
         async {
-            let log_topic = self.topics.order_events();
             let dlq_topic = self.topics.dlq();
-            let exceptions_topic = self.topics.exceptions();
             let mut outputs = Vec::new();
             // Per order touched live: the events folded since its last snapshot, so a reader can tell
             // which facts a snapshot reflects (end-to-end latency is measured with it).
             let mut snapshots: BTreeMap<(i32, EntityKey), Vec<String>> = BTreeMap::new();
-            let mut fold = Fold::new(self.store.as_ref());
+            let store = Arc::clone(&self.store);
+            let mut fold = Fold::new(store.as_ref());
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
                 let live = offset >= self.live_from.get(&partition).copied().unwrap_or(0);
@@ -192,53 +321,28 @@ impl BatchHandler for StateConsumer {
                     }
                 };
                 self.in_flight.remove(&event.event_id);
-                let changes = match fold.apply(partition, offset, &event)? {
+                let effects = match fold.apply(partition, offset, &event)? {
                     Applied::Duplicate => {
                         debug!(order_id = %event.key, event_id = %event.event_id, partition, offset, "duplicate event dropped");
                         metrics::counter!("orderflow_duplicates_dropped_total",
                             "consumer" => CONSUMER_NAME, "stage" => "fold").increment(1);
                         continue;
                     }
-                    Applied::Changed(changes) => changes,
+                    Applied::Changed(effects) => effects,
                 };
                 debug!(order_id = %event.key, kind = event.body.kind(), partition, offset, live, "event folded");
                 if !live {
                     continue;
                 }
-                snapshots.entry((partition, event.key.clone())).or_default().push(event.event_id.to_string());
-                for change in changes {
-                    metrics::counter!("orderflow_exceptions_total",
-                        "kind" => change.exception.kind.as_str(),
-                        "action" => if change.exception.is_open() { "raised" } else { "resolved" })
-                    .increment(1);
-                    outputs.push(Output {
-                        topic: exceptions_topic.clone(),
-                        key: change.order_id.to_string().into_bytes(),
-                        headers: vec![("orderflow.change-id", change.change_id().into_bytes())],
-                        payload: to_json(&change)?,
-                    });
+                if matches!(event.key, EntityKey::Order(_)) {
+                    snapshots.entry((partition, event.key.clone())).or_default().push(event.event_id.to_string());
+                }
+                for effect in &effects {
+                    self.publish(effect, &mut outputs)?;
                 }
                 if let Some(Entity::Order(order)) = fold.entity(partition, &event.key) {
-                    for body in decide(order, &self.rules) {
-                        let decision = Event::decision(
-                            &order.order_id,
-                            chrono::Utc::now(),
-                            CONSUMER_NAME,
-                            &event.event_id,
-                            body,
-                        );
-                        if self.in_flight.insert(decision.event_id.clone()) {
-                            info!(order_id = %order.order_id, decision = decision.body.kind(),
-                                rule_version = %self.rules.version, "decision recorded");
-                            metrics::counter!("orderflow_decisions_total", "kind" => decision.body.kind()).increment(1);
-                            outputs.push(Output {
-                                topic: log_topic.clone(),
-                                key: decision.key.to_string().into_bytes(),
-                                headers: vec![("content-type", b"application/json".to_vec())],
-                                payload: to_json(&decision)?,
-                            });
-                        }
-                    }
+                    let order = order.clone();
+                    self.decisions(&order, now, Some(&event.event_id), &mut outputs)?;
                 }
             }
             for ((partition, key), event_ids) in &snapshots {
@@ -265,6 +369,16 @@ impl BatchHandler for StateConsumer {
         .instrument(span)
         .await
     }
+}
+
+/// An event as a record of the order event log.
+pub fn log_record(topics: &Topics, event: &Event) -> Result<Output, RuntimeError> {
+    Ok(Output {
+        topic: topics.order_events(),
+        key: event.key.to_string().into_bytes(),
+        headers: vec![("content-type", b"application/json".to_vec())],
+        payload: to_json(event)?,
+    })
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, RuntimeError> {

@@ -28,6 +28,16 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
                 &input::paid(channel, &order, &format!("PAY-{channel}"), 12_800),
             )
             .await;
+    }
+    // The warehouse ships what it was sent: every order is routed before its parcel leaves.
+    let routed: Vec<(String, &str)> = CHANNELS
+        .iter()
+        .map(|c| (format!("{c}:J-{c}"), "routed"))
+        .collect();
+    let routed: Vec<(&str, &str)> = routed.iter().map(|(o, s)| (o.as_str(), *s)).collect();
+    harness.wait_for_statuses(&routed).await;
+    for channel in CHANNELS {
+        let order = format!("J-{channel}");
         harness
             .produce_json("in.shipments", &input::dispatched(channel, &order))
             .await;
@@ -53,7 +63,7 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
                 .all(|(order, status)| {
                     states
                         .get(*order)
-                        .is_some_and(|s| s["status"] == *status && s["version"] == 6)
+                        .is_some_and(|s| s["status"] == *status && s["facts"] == 5)
                 })
                 .then_some(states)
         })
@@ -62,8 +72,8 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
         let state = &states[*order_id];
         assert_eq!(state["paid_fen"], 12_800);
         assert_eq!(
-            state["version"], 6,
-            "5 facts + the approval decision: {state}"
+            state["facts"], 5,
+            "placed, paid, dispatched, delivered, completed: {state}"
         );
         assert_eq!(state["approval"]["outcome"], "auto_approved");
         assert_eq!(state["open_exceptions"], json!([]));
@@ -79,7 +89,9 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
     for step in [
         "order_placed",
         "payment_captured",
+        "order_screened",
         "order_auto_approved",
+        "order_routed",
         "shipment_dispatched",
         "shipment_delivered",
         "order_completed",
@@ -109,12 +121,9 @@ async fn a_payment_callback_delivered_three_times_counts_once() {
             .produce_json("in.payments", &input::paid("jd", "D1", "PAY-D1", 9_900))
             .await;
     }
-    let states = harness.wait_for_statuses(&[("jd:D1", "approved")]).await;
+    let states = harness.wait_for_statuses(&[("jd:D1", "routed")]).await;
     assert_eq!(states["jd:D1"]["paid_fen"], 9_900);
-    assert_eq!(
-        states["jd:D1"]["version"], 3,
-        "placed, one payment, approval"
-    );
+    assert_eq!(states["jd:D1"]["facts"], 2, "placed, one payment");
 
     let payments_in_log = harness
         .read("order-events")
@@ -218,7 +227,7 @@ async fn illegal_transitions_and_amount_mismatch_raise_exceptions_and_the_consum
     let states = harness
         .wait_for_statuses(&[
             ("douyin:X2", "on_hold"),
-            ("web:X3", "approved"),
+            ("web:X3", "routed"),
             ("tmall:X1", "delivered"),
         ])
         .await;
@@ -326,9 +335,7 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
         )
         .await;
 
-    harness
-        .wait_for_statuses(&[("tmall:OK1", "approved")])
-        .await;
+    harness.wait_for_statuses(&[("tmall:OK1", "routed")]).await;
     let letters = harness
         .wait_for("4 dead letters", Duration::from_secs(30), || async {
             let records = harness.read("dlq").await;
@@ -388,7 +395,7 @@ async fn protobuf_input_is_accepted_like_json() {
                     province: "广东省".into(),
                     city: "深圳市".into(),
                     district: "南山区".into(),
-                    detail: "科技园".into(),
+                    detail: "科技园 2 栋".into(),
                 }),
                 lines: vec![orderflow_schema::v1::OrderLine {
                     sku: "S".into(),
@@ -434,7 +441,7 @@ async fn sigterm_drains_and_a_restart_resumes_without_repeating_effects() {
     harness
         .produce_json("in.payments", &input::paid("store", "T1", "PAY-T1", 700))
         .await;
-    harness.wait_for_statuses(&[("store:T1", "approved")]).await;
+    harness.wait_for_statuses(&[("store:T1", "routed")]).await;
     for process in &mut pipeline {
         assert!(
             process.terminate().success(),
@@ -506,7 +513,7 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
     let expect = |status: &'static str| -> Vec<(&str, &'static str)> {
         ids.iter().map(|id| (id.as_str(), status)).collect()
     };
-    harness.wait_for_statuses(&expect("approved")).await;
+    harness.wait_for_statuses(&expect("routed")).await;
 
     // A second copy joins: it gets partitions it has no local state for and must rebuild them
     // from the log before it can fold the next facts correctly.
@@ -535,8 +542,8 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
     let states = harness.wait_for_statuses(&expect("shipped")).await;
     for id in &ids {
         assert_eq!(
-            states[id]["version"], 4,
-            "placed, paid, approved, dispatched: {}",
+            states[id]["facts"], 3,
+            "placed, paid, dispatched: {}",
             states[id]
         );
     }
@@ -550,7 +557,7 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
     }
     let states = harness.wait_for_statuses(&expect("delivered")).await;
     for id in &ids {
-        assert_eq!(states[id]["version"], 5, "{}", states[id]);
+        assert_eq!(states[id]["facts"], 4, "{}", states[id]);
         assert_eq!(states[id]["paid_fen"], 1_000);
     }
     assert!(second.terminate().success());

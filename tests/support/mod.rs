@@ -141,6 +141,25 @@ impl Harness {
         command
     }
 
+    /// The rules file the state consumers read when a test has written one.
+    pub fn rules_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("rules.toml")
+    }
+
+    /// Writes the rules file (replacing it in one step, as a deploy would); consumers started
+    /// afterwards use it, running ones re-read it at their next tick.
+    pub fn write_rules(&self, text: &str) {
+        let temporary = self.dir.path().join("rules.toml.new");
+        std::fs::write(&temporary, text).unwrap();
+        std::fs::rename(&temporary, self.rules_file()).unwrap();
+    }
+
+    /// Lines of a consumer's log (`orderflow-state-0`).
+    pub fn log_of(&self, process: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("logs/{process}.log")))
+            .unwrap_or_default()
+    }
+
     /// Runs the operator CLI to completion.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.command(env!("CARGO_BIN_EXE_orderflow"))
@@ -156,6 +175,7 @@ impl Harness {
             "orderflow-payments" => env!("CARGO_BIN_EXE_orderflow-payments"),
             "orderflow-shipments" => env!("CARGO_BIN_EXE_orderflow-shipments"),
             "orderflow-inventory" => env!("CARGO_BIN_EXE_orderflow-inventory"),
+            "orderflow-actions" => env!("CARGO_BIN_EXE_orderflow-actions"),
             "orderflow-state" => env!("CARGO_BIN_EXE_orderflow-state"),
             other => panic!("no binary {other}"),
         };
@@ -166,8 +186,11 @@ impl Harness {
             .append(true)
             .open(logs.join(format!("{name}-{instance}.log")))
             .unwrap();
-        let child = self
-            .command(binary)
+        let mut command = self.command(binary);
+        if self.rules_file().exists() {
+            command.env("ORDERFLOW_RULES", self.rules_file());
+        }
+        let child = command
             .args(["--instance", instance])
             .stdout(Stdio::null())
             .stderr(log)
@@ -186,6 +209,7 @@ impl Harness {
             "orderflow-payments",
             "orderflow-shipments",
             "orderflow-inventory",
+            "orderflow-actions",
             "orderflow-state",
         ]
         .iter()
@@ -439,6 +463,37 @@ pub mod input {
 
     pub fn completed(channel: &str, order: &str) -> Value {
         order_fact("order_completed", channel, order, 4)
+    }
+
+    /// A stock level from the WMS (`in.inventory`).
+    pub fn stock(sku: &str, warehouse: &str, on_hand: u64, minute: u32) -> Value {
+        json!({
+            "kind": "stock_level_changed", "sku": sku, "warehouse": warehouse, "on_hand": on_hand,
+            "occurred_at": format!("2026-11-25T10:{minute:02}:00+08:00"),
+        })
+    }
+
+    /// An operator action or customer choice (`in.actions`); `extra` holds the kind's fields.
+    pub fn action(
+        kind: &str,
+        channel: &str,
+        order: &str,
+        action_id: &str,
+        role: &str,
+        extra: Value,
+    ) -> Value {
+        let actor = if role == "customer" {
+            format!("buyer-{order}")
+        } else {
+            "ops-wang".to_string()
+        };
+        with(
+            order_fact(kind, channel, order, 20),
+            with(
+                json!({"action_id": action_id, "actor": {"id": actor, "role": role}}),
+                extra,
+            ),
+        )
     }
 
     pub fn cancelled(channel: &str, order: &str) -> Value {

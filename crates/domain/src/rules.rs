@@ -169,7 +169,7 @@ impl RoutingRules {
 }
 
 /// How long an open exception may stay at a level before it escalates to the next.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SlaRules {
     #[serde(default)]
@@ -177,15 +177,6 @@ pub struct SlaRules {
     /// Per exception kind, e.g. `[sla.kind.blacklisted_phone]`.
     #[serde(default, rename = "kind")]
     pub kinds: BTreeMap<ExceptionKind, LevelSla>,
-}
-
-impl Default for SlaRules {
-    fn default() -> SlaRules {
-        SlaRules {
-            default: LevelSla::default(),
-            kinds: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,9 +29,8 @@ pub fn load_rules(path: &Path) -> Result<(Rules, Vec<u8>), RuntimeError> {
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         RuntimeError::Config(format!("rules file {} is not UTF-8 text", path.display()))
     })?;
-    let rules = Rules::from_toml(text).map_err(|error| {
-        RuntimeError::Config(format!("rules file {}: {error}", path.display()))
-    })?;
+    let rules = Rules::from_toml(text)
+        .map_err(|error| RuntimeError::Config(format!("rules file {}: {error}", path.display())))?;
     Ok((rules, bytes))
 }
 
@@ -150,7 +149,11 @@ mod tests {
     fn a_bad_file_at_start_names_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rules.toml");
-        std::fs::write(&path, "version = \"v1\"\nauto-approve-below-fen = \"500\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "version = \"v1\"\nauto-approve-below-fen = \"500\"\n",
+        )
+        .unwrap();
         let error = RulesSource::open(&config(&path)).err().unwrap().to_string();
         assert!(error.contains("auto-approve-below-fen"), "{error}");
     }
@@ -161,7 +164,10 @@ mod tests {
         let path = dir.path().join("now");
         std::fs::write(&path, "2026-11-25T10:00:00Z\n").unwrap();
         let clock = Clock::File(path.clone());
-        assert_eq!(clock.now().unwrap().to_rfc3339(), "2026-11-25T10:00:00+00:00");
+        assert_eq!(
+            clock.now().unwrap().to_rfc3339(),
+            "2026-11-25T10:00:00+00:00"
+        );
         std::fs::write(&path, "soon").unwrap();
         assert!(clock.now().is_err());
     }

@@ -99,7 +99,8 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
     options.mix.check().map_err(RuntimeError::Config)?;
     let mut mix = options.mix.clone();
     // Orders placed now: with the plan's fixed day every payment timeout would be long due.
-    mix.start.get_or_insert_with(|| chrono::Utc::now().fixed_offset());
+    mix.start
+        .get_or_insert_with(|| chrono::Utc::now().fixed_offset());
     let plan = plan(&mix);
     let topics = Topics::new(&config.kafka.topic_prefix);
     let tracker = Arc::new(Mutex::new(Tracker {

@@ -1,4 +1,4 @@
-//! The example rules file `deploy/rules.toml` is valid, sets every key the rules have, and every
+//! The example rules file `deploy/rules/rules.toml` is valid, sets every key the rules have, and every
 //! key it sets is documented in `docs/rules.md`.
 
 use std::collections::BTreeSet;
@@ -12,8 +12,8 @@ fn repo_file(path: &str) -> String {
 }
 
 fn example() -> Rules {
-    Rules::from_toml(&repo_file("deploy/rules.toml"))
-        .unwrap_or_else(|error| panic!("deploy/rules.toml is refused: {error}"))
+    Rules::from_toml(&repo_file("deploy/rules/rules.toml"))
+        .unwrap_or_else(|error| panic!("deploy/rules/rules.toml is refused: {error}"))
 }
 
 /// Every leaf key of `value` as a dotted path. Arrays of tables contribute their keys without
@@ -112,7 +112,7 @@ fn the_example_decides_as_its_comments_say() {
 
 #[test]
 fn the_example_sets_every_key_the_rules_have() {
-    let file: toml::Value = toml::from_str(&repo_file("deploy/rules.toml")).unwrap();
+    let file: toml::Value = toml::from_str(&repo_file("deploy/rules/rules.toml")).unwrap();
     // The parsed rules written back out have every key, defaults included.
     let all = toml::Value::try_from(example()).unwrap();
     let set = key_paths(&file);
@@ -122,13 +122,13 @@ fn the_example_sets_every_key_the_rules_have() {
         .collect();
     assert!(
         missing.is_empty(),
-        "deploy/rules.toml does not set {missing:?}"
+        "deploy/rules/rules.toml does not set {missing:?}"
     );
 }
 
 #[test]
 fn every_key_of_the_example_is_documented() {
-    let file: toml::Value = toml::from_str(&repo_file("deploy/rules.toml")).unwrap();
+    let file: toml::Value = toml::from_str(&repo_file("deploy/rules/rules.toml")).unwrap();
     let docs = repo_file("docs/rules.md");
     let paths = key_paths(&file);
     assert!(paths.len() > 15, "walked only {paths:?}");

@@ -444,7 +444,10 @@ pub fn plan(mix: &Mix) -> Plan {
 
 /// Runs the valid records, in order, through the live loop of the state consumer in memory
 /// ([`World`]): the states the pipeline must end in.
-pub fn expected_states(records: &[Record], start: DateTime<FixedOffset>) -> BTreeMap<String, Expected> {
+pub fn expected_states(
+    records: &[Record],
+    start: DateTime<FixedOffset>,
+) -> BTreeMap<String, Expected> {
     let mut world = World::new(Rules::default(), start.with_timezone(&chrono::Utc));
     for record in records.iter().filter(|r| r.fact.is_some()) {
         let provenance = Provenance {
@@ -602,9 +605,16 @@ mod tests {
             .iter()
             .map(|(order, e)| {
                 let approved = e.approved.unwrap_or(false);
-                let approval = if approved { json!({"outcome": "auto_approved"}) } else { Value::Null };
-                (order.clone(), json!({"status": e.status, "facts": e.facts, "approval": approval,
-                    "paid_fen": e.paid_fen, "refunded_fen": e.refunded_fen}))
+                let approval = if approved {
+                    json!({"outcome": "auto_approved"})
+                } else {
+                    Value::Null
+                };
+                (
+                    order.clone(),
+                    json!({"status": e.status, "facts": e.facts, "approval": approval,
+                    "paid_fen": e.paid_fen, "refunded_fen": e.refunded_fen}),
+                )
             })
             .collect();
         assert!(verify(&plan.expected, &actual).passed());

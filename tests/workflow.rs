@@ -1,0 +1,642 @@
+//! The exception workflow end to end (issue 5) on a real broker with the real binaries:
+//! screening at intake, checks across orders, stock and the out-of-stock choice, warehouse
+//! routing, operator actions, timers on an injected clock, rules reloads, and replay.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{input, Harness};
+
+const RULES_V1: &str = r#"
+version = "test-v1"
+auto-approve-below-fen = 50000
+[duplicate]
+window-secs = 600
+[phone]
+blacklist = ["13700000000"]
+"#;
+
+fn placed_with(
+    channel: &str,
+    order: &str,
+    total_fen: u64,
+    change: impl FnOnce(&mut Value),
+) -> Value {
+    let mut document = input::placed(channel, order, total_fen);
+    change(&mut document);
+    document
+}
+
+fn open_kinds(state: &Value) -> Vec<(String, String, String)> {
+    state["open_exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["owner"].as_str().unwrap().to_string(),
+                e["level"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn kinds(records: &[support::Record], kind: &str, order: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r.json()["body"]["type"] == kind && r.json()["key"] == order)
+        .count()
+}
+
+async fn log_records(harness: &Harness) -> Vec<support::Record> {
+    harness.read("order-events").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads() {
+    let harness = Harness::new("seed");
+    harness.write_rules(RULES_V1);
+    let _pipeline = harness.start_pipeline();
+    let send = |channel: &'static str, order: &'static str, document: Value| {
+        let harness = &harness;
+        async move {
+            harness.produce_json("in.orders", &document).await;
+            let total = document["total_fen"].as_u64().unwrap();
+            harness
+                .produce_json(
+                    "in.payments",
+                    &input::paid(channel, order, &format!("PAY-{order}"), total),
+                )
+                .await;
+        }
+    };
+    send("tmall", "T499", input::placed("tmall", "T499", 49_900)).await;
+    send("tmall", "T501", input::placed("tmall", "T501", 50_100)).await;
+    send(
+        "jd",
+        "BLACK",
+        placed_with("jd", "BLACK", 1_000, |d| d["phone"] = json!("13700000000")),
+    )
+    .await;
+    send(
+        "jd",
+        "BADPHONE",
+        placed_with("jd", "BADPHONE", 1_000, |d| {
+            d["phone"] = json!("021-5555666")
+        }),
+    )
+    .await;
+    send(
+        "web",
+        "NODISTRICT",
+        placed_with("web", "NODISTRICT", 1_000, |d| {
+            d["address"]["district"] = json!("")
+        }),
+    )
+    .await;
+    // The seed's double submission: the same buyer sends the same basket twice.
+    let same_buyer = |d: &mut Value| d["buyer_id"] = json!("buyer-double");
+    send(
+        "miniapp",
+        "DUP1",
+        placed_with("miniapp", "DUP1", 2_000, same_buyer),
+    )
+    .await;
+    send(
+        "miniapp",
+        "DUP2",
+        placed_with("miniapp", "DUP2", 2_000, same_buyer),
+    )
+    .await;
+
+    let states = harness
+        .wait_for_statuses(&[
+            ("tmall:T499", "routed"),
+            ("tmall:T501", "under_review"),
+            ("jd:BLACK", "on_hold"),
+            ("jd:BADPHONE", "on_hold"),
+            ("web:NODISTRICT", "on_hold"),
+        ])
+        .await;
+    assert_eq!(states["tmall:T499"]["approval"]["outcome"], "auto_approved");
+    assert_eq!(states["tmall:T501"]["approval"]["outcome"], "manual_review");
+    assert_eq!(states["tmall:T501"]["approval"]["rule_version"], "test-v1");
+    let own = |order: &str| open_kinds(&states[order]);
+    let one = |kind: &str, owner: &str, level: &str| {
+        vec![(kind.to_string(), owner.to_string(), level.to_string())]
+    };
+    assert_eq!(own("jd:BLACK"), one("blacklisted_phone", "risk", "L2"));
+    assert_eq!(
+        own("jd:BADPHONE"),
+        one("invalid_phone", "customer_service", "L1")
+    );
+    assert_eq!(
+        own("web:NODISTRICT"),
+        one("invalid_address", "customer_service", "L1")
+    );
+    let duplicates = harness
+        .wait_for(
+            "one of the double submission flagged",
+            Duration::from_secs(60),
+            || async {
+                let states = harness.order_states().await;
+                let statuses: Vec<String> = ["miniapp:DUP1", "miniapp:DUP2"]
+                    .iter()
+                    .filter_map(|o| {
+                        states
+                            .get(*o)
+                            .map(|s| s["status"].as_str().unwrap().to_string())
+                    })
+                    .collect();
+                let mut sorted = statuses.clone();
+                sorted.sort();
+                (sorted == ["on_hold", "routed"]).then_some(states)
+            },
+        )
+        .await;
+    let flagged = if duplicates["miniapp:DUP1"]["status"] == "on_hold" {
+        "miniapp:DUP1"
+    } else {
+        "miniapp:DUP2"
+    };
+    assert_eq!(
+        open_kinds(&duplicates[flagged]),
+        one("duplicate_order", "customer_service", "L1")
+    );
+
+    // Operators act: approve the 501 order, fix and resolve the address with a note.
+    let exception_id = states["web:NODISTRICT"]["open_exceptions"][0]["exception_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    harness
+        .produce_json(
+            "in.actions",
+            &input::action(
+                "review_approved",
+                "tmall",
+                "T501",
+                "act-1",
+                "operator",
+                json!({"note": "called the buyer"}),
+            ),
+        )
+        .await;
+    harness
+        .produce_json(
+            "in.actions",
+            &input::action(
+                "exception_resolved",
+                "web",
+                "NODISTRICT",
+                "act-2",
+                "operator",
+                json!({"exception_id": exception_id, "note": "district is 西湖区"}),
+            ),
+        )
+        .await;
+    harness
+        .wait_for_statuses(&[("tmall:T501", "routed"), ("web:NODISTRICT", "routed")])
+        .await;
+    let inspected = harness.cli(&["inspect", "tmall:T501"]);
+    let text = String::from_utf8(inspected.stdout).unwrap();
+    for needle in [
+        "review_approved",
+        "ops-wang (operator): called the buyer",
+        "rule test-v1",
+        "order_routed",
+    ] {
+        assert!(text.contains(needle), "inspect lacks {needle:?}:\n{text}");
+    }
+    let resolved: Vec<Value> = harness
+        .read("exceptions")
+        .await
+        .iter()
+        .map(|r| r.json())
+        .filter(|c| c["action"] == "resolved" && c["order_id"] == "web:NODISTRICT")
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        resolved[0]["exception"]["resolution"]["actor"]["id"],
+        "ops-wang"
+    );
+
+    // A bad rules file is refused; the rules in force keep deciding.
+    harness.write_rules(
+        &RULES_V1
+            .replace("test-v1", "test-v2")
+            .replace("50000", "\"lots\""),
+    );
+    harness
+        .wait_for("the bad rules refused", Duration::from_secs(30), || async {
+            let log = harness.log_of("orderflow-state-0");
+            log.lines()
+                .find(|l| l.contains("rules file refused") && l.contains("auto-approve-below-fen"))
+                .map(str::to_string)
+        })
+        .await;
+    send(
+        "douyin",
+        "AFTERBAD",
+        input::placed("douyin", "AFTERBAD", 60_000),
+    )
+    .await;
+    let states = harness
+        .wait_for_statuses(&[("douyin:AFTERBAD", "under_review")])
+        .await;
+    assert_eq!(
+        states["douyin:AFTERBAD"]["approval"]["rule_version"],
+        "test-v1"
+    );
+    // A good one takes over without a restart.
+    harness.write_rules(
+        &RULES_V1
+            .replace("test-v1", "test-v3")
+            .replace("50000", "100000"),
+    );
+    harness
+        .wait_for("the new rules applied", Duration::from_secs(30), || async {
+            harness
+                .log_of("orderflow-state-0")
+                .contains("rules reloaded")
+                .then_some(())
+        })
+        .await;
+    send(
+        "douyin",
+        "AFTERGOOD",
+        input::placed("douyin", "AFTERGOOD", 60_000),
+    )
+    .await;
+    let states = harness
+        .wait_for_statuses(&[("douyin:AFTERGOOD", "routed")])
+        .await;
+    assert_eq!(
+        states["douyin:AFTERGOOD"]["approval"]["rule_version"],
+        "test-v3"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_submissions_of_a_hundred_baskets_proceed_exactly_a_hundred_times() {
+    let harness = Harness::new("dup1000");
+    let _pipeline = harness.start_pipeline();
+    // Basket b is submitted as (b % 10) + 1 orders... plus re-sends of the same order, so
+    // 1 000 submissions in all; every basket has its own buyer.
+    let mut submissions = 0;
+    let mut orders = Vec::new();
+    for basket in 0..100u64 {
+        for copy in 0..=(basket % 10) {
+            let order = format!("B{basket:03}-{copy}");
+            let document = placed_with("web", &order, 1_000 + basket, |d| {
+                d["buyer_id"] = json!(format!("buyer-{basket}"))
+            });
+            orders.push((order, document));
+        }
+    }
+    while submissions < 1_000 {
+        let (order, document) = &orders[submissions % orders.len()];
+        harness.produce_json("in.orders", document).await;
+        if submissions < orders.len() {
+            let total = document["total_fen"].as_u64().unwrap();
+            harness
+                .produce_json(
+                    "in.payments",
+                    &input::paid("web", order, &format!("P-{order}"), total),
+                )
+                .await;
+        }
+        submissions += 1;
+    }
+    let states = harness
+        .wait_for("every order decided", Duration::from_secs(120), || async {
+            let states = harness.order_states().await;
+            let decided = orders
+                .iter()
+                .filter(|(order, _)| {
+                    states
+                        .get(&format!("web:{order}"))
+                        .is_some_and(|s| s["status"] == "routed" || s["status"] == "on_hold")
+                })
+                .count();
+            (decided == orders.len()).then_some(states)
+        })
+        .await;
+    let mut per_status: BTreeMap<String, usize> = BTreeMap::new();
+    for (order, _) in &orders {
+        *per_status
+            .entry(
+                states[&format!("web:{order}")]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(per_status.get("routed"), Some(&100), "{per_status:?}");
+    assert_eq!(
+        per_status.get("on_hold"),
+        Some(&(orders.len() - 100)),
+        "{per_status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
+    let harness = Harness::new("stock");
+    let _pipeline = harness.start_pipeline();
+    for sku in ["SKU-R", "SKU-W"] {
+        harness
+            .produce_json("in.inventory", &input::stock(sku, "WH-CENTRAL", 1, 0))
+            .await;
+    }
+    harness
+        .wait_for("stock known", Duration::from_secs(60), || async {
+            let log = harness.read("order-events").await;
+            (log.iter()
+                .filter(|r| r.json()["body"]["type"] == "stock_level_changed")
+                .count()
+                == 2)
+                .then_some(())
+        })
+        .await;
+    let sku = |sku: &'static str| move |d: &mut Value| d["lines"][0]["sku"] = json!(sku);
+    for (order, stock) in [
+        ("R1", "SKU-R"),
+        ("R2", "SKU-R"),
+        ("W1", "SKU-W"),
+        ("W2", "SKU-W"),
+    ] {
+        harness
+            .produce_json("in.orders", &placed_with("jd", order, 10_000, sku(stock)))
+            .await;
+        harness
+            .produce_json(
+                "in.payments",
+                &input::paid("jd", order, &format!("P-{order}"), 10_000),
+            )
+            .await;
+    }
+    let settled = |a: &'static str, b: &'static str| {
+        let harness = &harness;
+        async move {
+            harness
+                .wait_for(
+                    "one routed, one on hold",
+                    Duration::from_secs(90),
+                    || async {
+                        let states = harness.order_states().await;
+                        let status = |o: &str| {
+                            states
+                                .get(o)
+                                .map(|s| s["status"].as_str().unwrap_or("").to_string())
+                        };
+                        match (status(a).as_deref(), status(b).as_deref()) {
+                            (Some("routed"), Some("on_hold")) => Some((a, b, states)),
+                            (Some("on_hold"), Some("routed")) => Some((b, a, states)),
+                            _ => None,
+                        }
+                    },
+                )
+                .await
+        }
+    };
+    let (_, short_r, states) = settled("jd:R1", "jd:R2").await;
+    assert_eq!(
+        open_kinds(&states[short_r]),
+        vec![(
+            "out_of_stock_at_review".into(),
+            "warehouse".into(),
+            "L1".into()
+        )]
+    );
+    let (got_w, short_w, _) = settled("jd:W1", "jd:W2").await;
+    let notifications: Vec<Value> = harness
+        .read("notifications")
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    for short in [short_r, short_w] {
+        assert!(
+            notifications.iter().any(|n| n["order_id"] == short
+                && n["kind"] == "out_of_stock_choice"
+                && n["choices"] == json!(["wait", "refund"])),
+            "{short} asked to choose: {notifications:?}"
+        );
+    }
+    let routing: Vec<Value> = harness
+        .read("warehouse-routing")
+        .await
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(
+        routing.len(),
+        2,
+        "only the orders with stock are routed: {routing:?}"
+    );
+
+    // The customer takes the refund: a refund request and a 10 CNY coupon.
+    let platform = |order: &str| order.trim_start_matches("jd:").to_string();
+    harness
+        .produce_json(
+            "in.actions",
+            &input::action(
+                "customer_choice",
+                "jd",
+                &platform(short_r),
+                "c-1",
+                "customer",
+                json!({"choice": "refund"}),
+            ),
+        )
+        .await;
+    harness.wait_for_statuses(&[(short_r, "cancelled")]).await;
+    let notifications = harness
+        .wait_for(
+            "refund and coupon notified",
+            Duration::from_secs(60),
+            || async {
+                let all: Vec<Value> = harness
+                    .read("notifications")
+                    .await
+                    .iter()
+                    .map(|r| r.json())
+                    .collect();
+                let mine: Vec<Value> = all
+                    .into_iter()
+                    .filter(|n| n["order_id"] == short_r)
+                    .collect();
+                (mine.iter().any(|n| n["kind"] == "compensation_coupon")).then_some(mine)
+            },
+        )
+        .await;
+    assert!(
+        notifications
+            .iter()
+            .any(|n| n["kind"] == "refund_requested" && n["amount_fen"] == 10_000),
+        "{notifications:?}"
+    );
+    assert!(
+        notifications
+            .iter()
+            .any(|n| n["kind"] == "compensation_coupon" && n["amount_fen"] == 1_000),
+        "{notifications:?}"
+    );
+    assert_eq!(
+        kinds(&log_records(&harness).await, "refund_requested", short_r),
+        1
+    );
+
+    // The other customer waits: on hold until stock arrives, then on its way; the WMS takes it.
+    harness
+        .produce_json(
+            "in.actions",
+            &input::action(
+                "customer_choice",
+                "jd",
+                &platform(short_w),
+                "c-2",
+                "customer",
+                json!({"choice": "wait"}),
+            ),
+        )
+        .await;
+    harness
+        .wait_for("the wait recorded", Duration::from_secs(60), || async {
+            let log = log_records(&harness).await;
+            (kinds(&log, "stock_requested", short_w) == 2).then_some(())
+        })
+        .await;
+    assert_eq!(harness.order_states().await[short_w]["status"], "on_hold");
+    harness
+        .produce_json("in.inventory", &input::stock("SKU-W", "WH-CENTRAL", 4, 30))
+        .await;
+    harness.wait_for_statuses(&[(short_w, "routed")]).await;
+    let routing_id = format!("{short_w}@WH-CENTRAL");
+    harness
+        .produce_json(
+            "in.shipments",
+            &json!({"kind": "warehouse_accepted", "channel": "jd", "platform_order_id": platform(short_w),
+                "occurred_at": "2026-11-25T11:00:00+08:00", "warehouse": "WH-CENTRAL", "routing_id": routing_id}),
+        )
+        .await;
+    harness
+        .wait_for_statuses(&[(short_w, "accepted_by_warehouse"), (got_w, "routed")])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timers_fire_once_across_restarts_and_a_replay_fires_none() {
+    let harness = Harness::new("timers");
+    let mut pipeline = harness.start_pipeline();
+    harness
+        .produce_json("in.orders", &input::placed("store", "UNPAID", 5_000))
+        .await;
+    harness
+        .produce_json(
+            "in.orders",
+            &placed_with("web", "SLA", 5_000, |d| {
+                d["address"]["district"] = json!("")
+            }),
+        )
+        .await;
+    harness
+        .produce_json("in.payments", &input::paid("web", "SLA", "P-SLA", 5_000))
+        .await;
+    let states = harness
+        .wait_for_statuses(&[("store:UNPAID", "pending_payment"), ("web:SLA", "on_hold")])
+        .await;
+    let raised = states["web:SLA"]["open_exceptions"][0]["level_since"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let raised = chrono::DateTime::parse_from_rfc3339(&raised).unwrap();
+    let at = |minutes: i64| (raised + chrono::Duration::minutes(minutes)).to_rfc3339();
+
+    // Placed 02:00Z, 30 minutes to pay.
+    harness.set_clock("2026-11-25T02:31:00Z");
+    harness
+        .wait_for_statuses(&[("store:UNPAID", "cancelled")])
+        .await;
+    // Restart the state consumer mid-way: the schedule is in its store, nothing fires twice.
+    let state = pipeline
+        .iter_mut()
+        .find(|p| p.name == "orderflow-state")
+        .unwrap();
+    state.kill();
+    *state = harness.spawn("orderflow-state", "0");
+    harness.set_clock(&at(240).max("2026-11-25T03:00:00Z".into()));
+    let level = |level: &'static str| {
+        let harness = &harness;
+        async move {
+            harness
+                .wait_for(
+                    &format!("the exception at {level}"),
+                    Duration::from_secs(60),
+                    || async {
+                        let states = harness.order_states().await;
+                        (states["web:SLA"]["open_exceptions"][0]["level"] == level).then_some(())
+                    },
+                )
+                .await
+        }
+    };
+    level("L2").await;
+    harness.set_clock(&at(240 + 480));
+    level("L3").await;
+    let escalations: Vec<Value> = harness
+        .read("exceptions")
+        .await
+        .iter()
+        .map(|r| r.json())
+        .filter(|c| c["action"] == "escalated")
+        .collect();
+    assert_eq!(escalations.len(), 2, "{escalations:?}");
+    let notified = harness
+        .read("notifications")
+        .await
+        .iter()
+        .filter(|r| r.json()["kind"] == "exception_escalated")
+        .count();
+    assert_eq!(notified, 2);
+
+    // Stop, verify the store against a replay of the log, restart much later: nothing fires
+    // again.
+    for process in &mut pipeline {
+        assert!(process.terminate().success());
+    }
+    let store = harness.data_dir().join("orderflow-state-0");
+    let verify = harness.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    harness.set_clock("2026-12-31T00:00:00Z");
+    let _pipeline = harness.start_pipeline();
+    harness
+        .produce_json("in.orders", &input::placed("tmall", "LATER", 1_000))
+        .await;
+    harness
+        .wait_for("a later order folded", Duration::from_secs(60), || async {
+            harness
+                .order_states()
+                .await
+                .contains_key("tmall:LATER")
+                .then_some(())
+        })
+        .await;
+    let log = log_records(&harness).await;
+    assert_eq!(kinds(&log, "payment_timed_out", "store:UNPAID"), 1);
+    assert_eq!(kinds(&log, "exception_escalated", "web:SLA"), 2);
+}

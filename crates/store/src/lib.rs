@@ -173,7 +173,7 @@ pub(crate) mod contract_tests {
         let mut batch = batch(3, 1, &[("tmall:T2", 1)]);
         batch.entities.insert((3, key.clone()), entity);
         store.write(&batch).unwrap();
-        assert_eq!(store.scheduled(3).unwrap(), [key.clone()]);
+        assert_eq!(store.scheduled(3).unwrap(), std::slice::from_ref(&key));
         assert!(store.scheduled(4).unwrap().is_empty());
         // Once nothing can fire any more it leaves the schedule.
         let (_, done) = order("tmall:T1", 9);

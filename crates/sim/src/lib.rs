@@ -584,7 +584,7 @@ mod tests {
             "cancelled",
             "returned",
             "under_review",
-            "approved",
+            "routed",
             "pending_payment",
         ] {
             assert!(

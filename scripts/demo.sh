@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The orderflow demo, end to end on this machine: build, start a fresh local Apache Kafka, run the
-# six consumers, feed deploy/demo/demo.jsonl (14 orders on 5 channels, with retries, out-of-order
+# seven consumers, feed deploy/demo/demo.jsonl (17 orders on 5 channels, with retries, out-of-order
 # arrival, exceptions and malformed input), wait until every order reached the final status that
 # deploy/demo/expected.json gives it, show the result, stop the consumers, verify the state store
 # against a replay of the log, and stop the broker.

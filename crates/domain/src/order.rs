@@ -81,6 +81,10 @@ pub struct OrderState {
     pub exceptions: Vec<ExceptionRecord>,
     pub updated_at: Option<Timestamp>,
     pub screening: Option<Screening>,
+    /// When screening was decided: when orderflow first knew the order. The payment timeout
+    /// runs from here if the order arrived late, so a platform that synced it hours after it
+    /// was placed doesn't see it cancelled before its payment can arrive.
+    pub screened_at: Option<Timestamp>,
     /// What the buyer check found (duplicates, purchase limits); `None` until it answered.
     pub buyer_findings: Option<Vec<Finding>>,
     pub review: Option<Review>,
@@ -235,6 +239,7 @@ impl OrderState {
             exceptions: Vec::new(),
             updated_at: None,
             screening: None,
+            screened_at: None,
             buyer_findings: None,
             review: None,
             stock_requests: Vec::new(),
@@ -574,6 +579,7 @@ impl OrderState {
             EventBody::OrderScreened(screening) => {
                 if self.screening.is_none() {
                     self.screening = Some(screening.clone());
+                    self.screened_at = Some(at);
                     if let Some(check) = self.buyer_check(screening) {
                         let buyer = EntityKey::Buyer(check.0);
                         let body = EventBody::BuyerCheckRequested(check.1);
@@ -1109,7 +1115,11 @@ pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBod
     }
     if state.payments.is_empty() && !closed {
         let minutes = rules.payment_timeout.minutes(state.order_id.channel());
-        if now >= placed.placed_at + chrono::Duration::minutes(i64::from(minutes)) {
+        let known_since = state.screened_at.map_or(placed.placed_at, |screened| {
+            screened.max(placed.placed_at)
+        });
+        let due = known_since + chrono::Duration::minutes(i64::from(minutes));
+        if state.screened_at.is_some() && now >= due {
             decisions.push(EventBody::PaymentTimedOut {
                 timeout_minutes: minutes,
                 rule_version: version(),

@@ -555,9 +555,10 @@ fn an_unpaid_order_times_out_once_and_releases_nothing_it_never_held() {
     let mut w = world();
     let order = Order::new("store:P1");
     run(&mut w, [order.placed()]);
-    w.tick(at(29));
+    // Placed at 10:00, known (screened) at 10:02: 30 minutes from 10:02.
+    w.tick(at(31));
     assert_eq!(state(&w, "store:P1").status, Status::PendingPayment);
-    w.tick(at(30));
+    w.tick(at(32));
     w.tick(at(45));
     let s = state(&w, "store:P1");
     assert_eq!(s.status, Status::Cancelled);
@@ -581,6 +582,16 @@ fn a_payment_timeout_per_channel_comes_from_the_rules() {
     w.tick(at(6));
     assert_eq!(state(&w, "store:P1").status, Status::Cancelled);
     assert_eq!(state(&w, "tmall:P2").status, Status::PendingPayment);
+}
+
+#[test]
+fn an_order_synced_late_gets_its_whole_payment_window() {
+    let mut w = World::new(Rules::default(), at(0) + Duration::hours(5));
+    let late = Order::new("jd:LATE");
+    run(&mut w, [late.placed()]);
+    assert_eq!(state(&w, "jd:LATE").status, Status::PendingPayment, "not timed out on arrival");
+    w.tick(at(0) + Duration::hours(5) + Duration::minutes(30));
+    assert_eq!(state(&w, "jd:LATE").status, Status::Cancelled);
 }
 
 #[test]

@@ -2,8 +2,10 @@
 # The orderflow demo, end to end on this machine: build, start a fresh local Apache Kafka, run the
 # seven consumers, feed deploy/demo/demo.jsonl (17 orders on 5 channels, with retries, out-of-order
 # arrival, exceptions and malformed input), wait until every order reached the final status that
-# deploy/demo/expected.json gives it, show the result, stop the consumers, verify the state store
-# against a replay of the log, and stop the broker.
+# deploy/demo/expected.json gives it, show the result, feed deploy/demo/actions.jsonl (an operator
+# approves a review, a customer takes a refund for an out-of-stock order, risk assigns an
+# exception) and wait for deploy/demo/expected-after-actions.json, show the exception report,
+# stop the consumers, verify the state store against a replay of the log, and stop the broker.
 #
 # usage: scripts/demo.sh
 #
@@ -24,6 +26,8 @@ cd "$ROOT"
 DEMO=$ROOT/deploy/demo
 FEED=$DEMO/demo.jsonl
 EXPECTED=$DEMO/expected.json
+ACTIONS=$DEMO/actions.jsonl
+EXPECTED_AFTER=$DEMO/expected-after-actions.json
 DATA=$ROOT/var/demo
 LOGS=$DATA/logs
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
@@ -42,6 +46,8 @@ CONSUMERS=(orders payments shipments inventory actions state)
 # The two orders `orderflow inspect` shows: the payment callback sent three times, and the
 # shipment that arrived before its payment.
 INSPECT=(jd:302918475631 douyin:6930182736451827365)
+# After the second feed: the order an operator approved, and the out-of-stock order refunded.
+INSPECT_AFTER=(tmall:4012583967201938476 web:WEB-20261125-000210)
 
 if [[ -t 1 ]]; then
   say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -125,10 +131,11 @@ check_consumers() {
   done
 }
 
-# settled STATUS_JSON [explain] : compare `orderflow status --json` with expected.json. Prints
-# one progress line (or, with "explain", every difference); exit 0 only if everything matches.
+# settled EXPECTED_JSON STATUS_JSON [explain] : compare `orderflow status --json` with the
+# expected states. Prints one progress line (or, with "explain", every difference); exit 0 only
+# if everything matches.
 settled() {
-  python3 - "$EXPECTED" "$1" "${2:-}" <<'PY'
+  python3 - "$1" "$2" "${3:-}" <<'PY'
 import json, sys
 
 expected = json.load(open(sys.argv[1], encoding="utf-8"))
@@ -164,6 +171,34 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# wait_settled EXPECTED_JSON : poll `orderflow status` until it matches, or explain and fail.
+wait_settled() {
+  local expected=$1 deadline
+  say "Waiting for every order to reach its expected status (${expected#"$ROOT"/}, up to ${SETTLE_TIMEOUT} s)"
+  deadline=$((SECONDS + SETTLE_TIMEOUT))
+  STATUS_JSON=$DATA/status.json
+  while :; do
+    check_consumers
+    if "$OF" status --json >"$STATUS_JSON" 2>"$DATA/status.err"; then
+      if settled "$expected" "$STATUS_JSON"; then
+        return 0
+      fi
+    else
+      echo "  orderflow status failed: $(tail -n 1 "$DATA/status.err")"
+      sleep 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "the pipeline did not settle within ${SETTLE_TIMEOUT} s; still different from ${expected#"$ROOT"/}:"
+      settled "$expected" "$STATUS_JSON" explain >&2 || true
+      for c in "${CONSUMERS[@]}"; do
+        printf -- '----- last 15 lines of %s -----\n' "${LOGS#"$ROOT"/}/$c.log" >&2
+        tail -n 15 "$LOGS/$c.log" >&2 || true
+      done
+      exit 1
+    fi
+  done
+}
+
 # free_port : a free TCP port on 127.0.0.1.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -173,7 +208,9 @@ free_port() {
 command -v cargo >/dev/null 2>&1 || [[ ! -x $HOME/.cargo/bin/cargo ]] || PATH=$HOME/.cargo/bin:$PATH
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install a Rust toolchain with rustup)"
 command -v python3 >/dev/null 2>&1 || die "python3 not found"
-[[ -f $FEED && -f $EXPECTED ]] || die "missing $FEED or $EXPECTED"
+for f in "$FEED" "$EXPECTED" "$ACTIONS" "$EXPECTED_AFTER"; do
+  [[ -f $f ]] || die "missing $f"
+done
 
 say "Building the release binaries (cargo build --release --locked; the first build takes several minutes)"
 cargo build --release --locked
@@ -228,29 +265,7 @@ echo "$fed"
 events=$(awk '/^fed [0-9]+ records/ {print $2}' <<<"$fed")
 [[ -n $events ]] || die "could not read the record count from: $fed"
 
-say "Waiting for every order to reach its expected final status (${EXPECTED#"$ROOT"/}, up to ${SETTLE_TIMEOUT} s)"
-deadline=$((SECONDS + SETTLE_TIMEOUT))
-STATUS_JSON=$DATA/status.json
-while :; do
-  check_consumers
-  if "$OF" status --json >"$STATUS_JSON" 2>"$DATA/status.err"; then
-    if settled "$STATUS_JSON"; then
-      break
-    fi
-  else
-    echo "  orderflow status failed: $(tail -n 1 "$DATA/status.err")"
-    sleep 1
-  fi
-  if ((SECONDS >= deadline)); then
-    log "the pipeline did not settle within ${SETTLE_TIMEOUT} s; still different from expected.json:"
-    settled "$STATUS_JSON" explain >&2 || true
-    for c in "${CONSUMERS[@]}"; do
-      printf -- '----- last 15 lines of %s -----\n' "${LOGS#"$ROOT"/}/$c.log" >&2
-      tail -n 15 "$LOGS/$c.log" >&2 || true
-    done
-    exit 1
-  fi
-done
+wait_settled "$EXPECTED"
 t_settled=$(now_ms)
 
 # --- 5. show ---------------------------------------------------------------------------------------
@@ -272,7 +287,23 @@ for line in text.splitlines():
         print(line)
 PY
 
-# --- 6. stop the consumers, verify the state store against the log ---------------------------------
+# --- 6. people act: the second feed ---------------------------------------------------------------
+say "Operators and customers act: feeding ${ACTIONS#"$ROOT"/}"
+"$OF" feed "$ACTIONS"
+wait_settled "$EXPECTED_AFTER"
+
+say "orderflow status (after the actions)"
+"$OF" status
+
+for order in "${INSPECT_AFTER[@]}"; do
+  say "orderflow inspect $order"
+  "$OF" inspect "$order"
+done
+
+say "orderflow exceptions (the exception report)"
+"$OF" exceptions --since 30d
+
+# --- 7. stop the consumers, verify the state store against the log ---------------------------------
 say "Stopping the consumers (SIGTERM: drain and commit)"
 for i in "${!PIDS[@]}"; do
   kill -TERM "${PIDS[$i]}" 2>/dev/null || true
@@ -289,7 +320,7 @@ say "orderflow replay --verify --store ${DATA#"$ROOT"/}/orderflow-state-0"
 verify_rc=0
 "$OF" replay --verify --store "$DATA/orderflow-state-0" || verify_rc=$?
 
-# --- 7. throughput, broker -------------------------------------------------------------------------
+# --- 8. throughput, broker -------------------------------------------------------------------------
 say "Throughput"
 python3 - "$events" "$t_feed" "$t_settled" <<'PY'
 import sys

@@ -131,11 +131,11 @@ fi
 BOOTSTRAP=
 step "start Tansu (scripts/tansu.sh start)" with_broker tansu
 if [[ -n $BOOTSTRAP ]]; then
-  step "cargo test --test pipeline --test crash (Tansu at $BOOTSTRAP)" \
+  step "cargo test --test pipeline --test crash --test workflow (Tansu at $BOOTSTRAP)" \
     env ORDERFLOW_BROKERS="$BOOTSTRAP" ORDERFLOW_BROKER_KIND=tansu timeout --kill-after=30 "$TIMEOUT_TANSU" \
-    cargo test --workspace --locked --no-fail-fast --test pipeline --test crash
+    cargo test --workspace --locked --no-fail-fast --test pipeline --test crash --test workflow
 else
-  skip "cargo test --test pipeline --test crash (Tansu)" "Tansu did not start"
+  skip "cargo test --test pipeline --test crash --test workflow (Tansu)" "Tansu did not start"
 fi
 
 banner "summary ($((SECONDS - STARTED)) s)"

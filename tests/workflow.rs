@@ -242,20 +242,21 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
                 .map(str::to_string)
         })
         .await;
-    send(
-        "douyin",
-        "AFTERBAD",
-        input::placed("douyin", "AFTERBAD", 60_000),
-    )
-    .await;
-    let states = harness
-        .wait_for_statuses(&[("douyin:AFTERBAD", "under_review")])
-        .await;
-    assert_eq!(
-        states["douyin:AFTERBAD"]["approval"]["rule_version"],
-        "test-v1"
-    );
-    // A good one takes over without a restart.
+    // ¥600 under the rules in force: manual review.
+    let decided = |order: &'static str, status: &'static str| {
+        let (send, harness) = (&send, &harness);
+        async move {
+            send("douyin", order, input::placed("douyin", order, 60_000)).await;
+            let key = format!("douyin:{order}");
+            let states = harness.wait_for_statuses(&[(key.as_str(), status)]).await;
+            states[&key]["approval"]["rule_version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    assert_eq!(decided("AFTERBAD", "under_review").await, "test-v1");
+    // A good one takes over without a restart: ¥600 is now below the threshold.
     harness.write_rules(
         &RULES_V1
             .replace("test-v1", "test-v3")
@@ -269,19 +270,7 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
                 .then_some(())
         })
         .await;
-    send(
-        "douyin",
-        "AFTERGOOD",
-        input::placed("douyin", "AFTERGOOD", 60_000),
-    )
-    .await;
-    let states = harness
-        .wait_for_statuses(&[("douyin:AFTERGOOD", "routed")])
-        .await;
-    assert_eq!(
-        states["douyin:AFTERGOOD"]["approval"]["rule_version"],
-        "test-v3"
-    );
+    assert_eq!(decided("AFTERGOOD", "routed").await, "test-v3");
 }
 
 #[tokio::test(flavor = "multi_thread")]

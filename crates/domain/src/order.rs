@@ -1115,9 +1115,9 @@ pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBod
     }
     if state.payments.is_empty() && !closed {
         let minutes = rules.payment_timeout.minutes(state.order_id.channel());
-        let known_since = state.screened_at.map_or(placed.placed_at, |screened| {
-            screened.max(placed.placed_at)
-        });
+        let known_since = state
+            .screened_at
+            .map_or(placed.placed_at, |screened| screened.max(placed.placed_at));
         let due = known_since + chrono::Duration::minutes(i64::from(minutes));
         if state.screened_at.is_some() && now >= due {
             decisions.push(EventBody::PaymentTimedOut {

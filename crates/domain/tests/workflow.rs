@@ -589,7 +589,11 @@ fn an_order_synced_late_gets_its_whole_payment_window() {
     let mut w = World::new(Rules::default(), at(0) + Duration::hours(5));
     let late = Order::new("jd:LATE");
     run(&mut w, [late.placed()]);
-    assert_eq!(state(&w, "jd:LATE").status, Status::PendingPayment, "not timed out on arrival");
+    assert_eq!(
+        state(&w, "jd:LATE").status,
+        Status::PendingPayment,
+        "not timed out on arrival"
+    );
     w.tick(at(0) + Duration::hours(5) + Duration::minutes(30));
     assert_eq!(state(&w, "jd:LATE").status, Status::Cancelled);
 }

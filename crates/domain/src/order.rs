@@ -1090,7 +1090,12 @@ pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBod
         ) else {
             continue;
         };
-        if now >= record.level_since + chrono::Duration::minutes(i64::from(minutes)) {
+        // An exception on an order orderflow learnt of late (a platform syncing hours after the
+        // fact) gets its whole SLA from when the order became known, not from the old fact.
+        let since = state
+            .screened_at
+            .map_or(record.level_since, |known| known.max(record.level_since));
+        if now >= since + chrono::Duration::minutes(i64::from(minutes)) {
             decisions.push(EventBody::ExceptionEscalated {
                 exception_id: record.exception_id.clone(),
                 to: next,

@@ -641,6 +641,29 @@ fn an_unhandled_exception_escalates_l1_l2_l3_on_its_sla() {
 }
 
 #[test]
+fn an_exception_on_an_order_synced_late_gets_its_whole_sla() {
+    // The platform syncs a mismatched payment five hours after it happened.
+    let mut w = World::new(Rules::default(), at(0) + Duration::hours(5));
+    let order = Order::new("jd:OLD");
+    let short_payment = Event::fact(
+        order_key("jd:OLD"),
+        at(1),
+        source("in.payments"),
+        EventBody::PaymentCaptured {
+            payment_id: "P".into(),
+            amount_fen: 1,
+            method: "alipay".into(),
+        },
+    );
+    run(&mut w, [order.placed(), short_payment]);
+    let level = |w: &World| state(w, "jd:OLD").open_exceptions().next().unwrap().level;
+    w.tick(at(0) + Duration::hours(5) + Duration::minutes(239));
+    assert_eq!(level(&w), Level::L1, "4 hours from when it became known");
+    w.tick(at(0) + Duration::hours(9));
+    assert_eq!(level(&w), Level::L2);
+}
+
+#[test]
 fn actions_that_do_not_apply_are_kept_in_the_trail_and_change_nothing() {
     let mut w = world();
     let order = Order::new("tmall:X1");

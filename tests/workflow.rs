@@ -205,6 +205,32 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
     harness
         .wait_for_statuses(&[("tmall:T501", "routed"), ("web:NODISTRICT", "routed")])
         .await;
+    // Approving an order nobody asked to review changes nothing and stays in the trail.
+    harness
+        .produce_json(
+            "in.actions",
+            &input::action(
+                "review_approved",
+                "tmall",
+                "T499",
+                "act-0",
+                "operator",
+                json!({}),
+            ),
+        )
+        .await;
+    harness
+        .wait_for(
+            "the stray approval in the trail",
+            Duration::from_secs(60),
+            || async {
+                let text =
+                    String::from_utf8(harness.cli(&["inspect", "tmall:T499"]).stdout).unwrap();
+                text.contains("(did not apply: the order is not waiting for a review)")
+                    .then_some(())
+            },
+        )
+        .await;
     let inspected = harness.cli(&["inspect", "tmall:T501"]);
     let text = String::from_utf8(inspected.stdout).unwrap();
     for needle in [

@@ -533,22 +533,31 @@ fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), Runt
         "timeline ({} events in the log):",
         inspection.timeline.len()
     );
+    let ignored = |event: &orderflow_domain::Event| {
+        inspection
+            .state
+            .iter()
+            .flat_map(|state| &state.ignored)
+            .find(|ignored| ignored.event_id == event.event_id)
+            .map(|ignored| format!("  (did not apply: {})", ignored.reason))
+    };
     for entry in &inspection.timeline {
         let event = &entry.event;
         let source = match (event.source.partition, event.source.offset) {
             (Some(p), Some(o)) => format!("{}[{p}]@{o}", event.source.origin),
             _ => event.source.origin.clone(),
         };
+        let note = if entry.counted {
+            ignored(event).unwrap_or_default()
+        } else {
+            "  (duplicate, ignored)".to_string()
+        };
         println!(
-            "  {}  {:<24} {}{}\n      source {}  log[{}]@{}  id {}",
+            "  {}  {:<28} {}{}\n      source {}  log[{}]@{}  id {}",
             event.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
             event.body.kind(),
             event.body.describe(),
-            if entry.counted {
-                ""
-            } else {
-                "  (duplicate, ignored)"
-            },
+            note,
             source,
             entry.partition,
             entry.offset,

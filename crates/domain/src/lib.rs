@@ -36,7 +36,7 @@ pub use exception::{
 pub use ids::{Channel, EventId, OrderId, ParseChannelError, ParseOrderIdError};
 pub use mask::{mask_detail, mask_phone};
 pub use order::{
-    decide, Accepted, ApprovalDecision, ApprovalOutcome, Cancellation, CustomerDecision,
+    decide, timers, Accepted, ApprovalDecision, ApprovalOutcome, Cancellation, CustomerDecision,
     FailedPayment, Held, Ignored, OrderSnapshot, OrderState, Payment, Placed, Refund,
     RefundRequest, Review, Shipment, Shortage, Status,
 };

@@ -1077,14 +1077,13 @@ pub struct OrderSnapshot<'a> {
     pub open_exceptions: Vec<&'a ExceptionRecord>,
 }
 
-/// The decisions an order calls for at `now`, under `rules`. Live consumers append them to
-/// the log (with [`Event::decision`]) and only folding them back takes effect; a replay never
-/// calls this. Calling it again before a decision is read back yields the same decision (with
-/// the same id), which the fold keeps once.
-pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBody> {
-    let mut decisions = Vec::new();
+/// The timers pending on an order under `rules`: when each is due and the decision it takes
+/// then. [`decide`] takes the ones due; the state consumer skips an order until the first.
+pub fn timers(state: &OrderState, rules: &Rules) -> Vec<(Timestamp, EventBody)> {
+    let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+    let mut timers = Vec::new();
     for record in state.open_exceptions() {
-        let (Some(next), Some(minutes)) = (
+        let (Some(next), Some(sla)) = (
             record.level.next(),
             rules.sla.minutes(record.kind, record.level),
         ) else {
@@ -1095,15 +1094,43 @@ pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBod
         let since = state
             .screened_at
             .map_or(record.level_since, |known| known.max(record.level_since));
-        if now >= since + chrono::Duration::minutes(i64::from(minutes)) {
-            decisions.push(EventBody::ExceptionEscalated {
+        timers.push((
+            since + minutes(sla),
+            EventBody::ExceptionEscalated {
                 exception_id: record.exception_id.clone(),
                 to: next,
-                sla_minutes: minutes,
+                sla_minutes: sla,
                 rule_version: rules.version.clone(),
-            });
-        }
+            },
+        ));
     }
+    let awaiting_payment =
+        state.payments.is_empty() && !state.is_cancelled() && !state.has_left_warehouse();
+    if let (Some(placed), Some(screened), true) =
+        (&state.placed, state.screened_at, awaiting_payment)
+    {
+        let timeout = rules.payment_timeout.minutes(state.order_id.channel());
+        timers.push((
+            screened.max(placed.placed_at) + minutes(timeout),
+            EventBody::PaymentTimedOut {
+                timeout_minutes: timeout,
+                rule_version: rules.version.clone(),
+            },
+        ));
+    }
+    timers
+}
+
+/// The decisions an order calls for at `now`, under `rules`. Live consumers append them to
+/// the log (with [`Event::decision`]) and only folding them back takes effect; a replay never
+/// calls this. Calling it again before a decision is read back yields the same decision (with
+/// the same id), which the fold keeps once.
+pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBody> {
+    let mut decisions: Vec<EventBody> = timers(state, rules)
+        .into_iter()
+        .filter(|(due, _)| now >= *due)
+        .map(|(_, decision)| decision)
+        .collect();
     let Some(placed) = &state.placed else {
         return decisions;
     };
@@ -1117,19 +1144,6 @@ pub fn decide(state: &OrderState, rules: &Rules, now: Timestamp) -> Vec<EventBod
             duplicate_window_secs: rules.duplicate.window_secs,
             purchase_limits: rules.purchase_limits.clone(),
         }));
-    }
-    if state.payments.is_empty() && !closed {
-        let minutes = rules.payment_timeout.minutes(state.order_id.channel());
-        let known_since = state
-            .screened_at
-            .map_or(placed.placed_at, |screened| screened.max(placed.placed_at));
-        let due = known_since + chrono::Duration::minutes(i64::from(minutes));
-        if state.screened_at.is_some() && now >= due {
-            decisions.push(EventBody::PaymentTimedOut {
-                timeout_minutes: minutes,
-                rule_version: version(),
-            });
-        }
     }
     let outstanding = state.paid_fen().saturating_sub(state.refunded_fen());
     if state.refund_request.is_none() && !shipped && outstanding > 0 {

@@ -610,6 +610,15 @@ fn an_unhandled_exception_escalates_l1_l2_l3_on_its_sla() {
         .next()
         .unwrap()
         .raised_at;
+    let first_due = timers(state(&w, "web:E1"), &w.rules)
+        .iter()
+        .map(|(due, _)| *due)
+        .min();
+    assert_eq!(
+        first_due,
+        Some(raised + Duration::minutes(240)),
+        "a tick may skip it until then"
+    );
     w.tick(raised + Duration::minutes(239));
     assert_eq!(level(&w), Level::L1);
     w.tick(raised + Duration::minutes(240));

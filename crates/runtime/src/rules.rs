@@ -56,16 +56,16 @@ impl RulesSource {
         &self.current
     }
 
-    /// Takes the file's new rules if it changed and they are good; keeps the current ones
-    /// (and says why) if not.
-    pub fn reload_if_changed(&mut self) {
-        let Some(path) = &self.path else { return };
+    /// Takes the file's new rules if it changed and they are good (true); keeps the current
+    /// ones (and says why) if not.
+    pub fn reload_if_changed(&mut self) -> bool {
+        let Some(path) = &self.path else { return false };
         let Ok(bytes) = std::fs::read(path) else {
             // Mid-rename by an editor or a deploy: the rules in force stay, try next tick.
-            return;
+            return false;
         };
         if self.seen.as_ref() == Some(&bytes) {
-            return;
+            return false;
         }
         match load_rules(path) {
             Ok((rules, bytes)) => {
@@ -74,12 +74,14 @@ impl RulesSource {
                     .increment(1);
                 self.current = rules;
                 self.seen = Some(bytes);
+                true
             }
             Err(error) => {
                 warn!(%error, in_force = %self.current.version, "rules file refused; the rules in force stay");
                 metrics::counter!("orderflow_rules_reloads_total", "outcome" => "refused")
                     .increment(1);
                 self.seen = Some(bytes);
+                false
             }
         }
     }
@@ -138,10 +140,10 @@ mod tests {
         let mut source = RulesSource::open(&config(&path)).unwrap();
         assert_eq!(source.current().version, "v1");
         std::fs::write(&path, GOOD.replace("v1", "v2")).unwrap();
-        source.reload_if_changed();
+        assert!(source.reload_if_changed());
         assert_eq!(source.current().version, "v2");
         std::fs::write(&path, "version = \"v3\"\nauto-approve-below-fen = -1\n").unwrap();
-        source.reload_if_changed();
+        assert!(!source.reload_if_changed());
         assert_eq!(source.current().version, "v2", "the rules in force stay");
     }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow_domain::{decide, Effect, Entity, EntityKey, Event, EventId, OrderState};
+use orderflow_domain::{decide, timers, Effect, Entity, EntityKey, Event, EventId, OrderState};
 use orderflow_schema::{Rejection, RejectionKind};
 use orderflow_store::{SledStore, StateStore};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
@@ -63,6 +63,10 @@ pub struct StateConsumer {
     live_from: HashMap<i32, i64>,
     /// Decisions appended but not read back yet, so they aren't appended again meanwhile.
     in_flight: HashSet<EventId>,
+    /// When the first timer of a scheduled order is due, so a tick loads only the orders that
+    /// have something due. Forgotten when the order changes, the rules change or the
+    /// assignment does.
+    next_due: HashMap<(i32, EntityKey), orderflow_domain::Timestamp>,
 }
 
 pub fn store_dir(config: &Config, instance: &str) -> std::path::PathBuf {
@@ -99,6 +103,7 @@ pub async fn run(
         seen_generation: 0,
         live_from: HashMap::new(),
         in_flight: HashSet::new(),
+        next_due: HashMap::new(),
     };
     state.clock.now()?;
     info!(consumer = CONSUMER_NAME, store = %dir.display(), rules = %state.rules.current().version, "state consumer started");
@@ -124,6 +129,7 @@ impl StateConsumer {
         let generation = self.generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
             self.live_from.clear();
+            self.next_due.clear();
             self.seen_generation = generation;
         }
         let unknown: BTreeSet<i32> = partitions
@@ -258,13 +264,27 @@ impl BatchHandler for StateConsumer {
         &mut self,
         consumer: &StreamConsumer<C>,
     ) -> Result<(), RuntimeError> {
-        self.rules.reload_if_changed();
+        if self.rules.reload_if_changed() {
+            self.next_due.clear();
+        }
         let now = self.clock.now()?;
         let mut outputs = Vec::new();
         for partition in self.live_partitions(consumer)? {
             for key in self.store.scheduled(partition)? {
-                if let Some(Entity::Order(order)) = self.store.load(partition, &key)? {
+                let slot = (partition, key);
+                if self.next_due.get(&slot).is_some_and(|due| *due > now) {
+                    continue;
+                }
+                if let Some(Entity::Order(order)) = self.store.load(partition, &slot.1)? {
                     self.decisions(&order, now, None, &mut outputs)?;
+                    match timers(&order, self.rules.current())
+                        .iter()
+                        .map(|(due, _)| *due)
+                        .min()
+                    {
+                        Some(due) => self.next_due.insert(slot, due),
+                        None => self.next_due.remove(&slot),
+                    };
                 }
             }
         }
@@ -363,6 +383,9 @@ impl BatchHandler for StateConsumer {
             // flushes in the background. A crash can lose the newest batches of the store, never
             // half of one; the consumer then restarts at the older checkpoint and refolds up to
             // the committed offset quietly, because those outputs are already on the broker.
+            for (slot, _) in fold.touched() {
+                self.next_due.remove(slot);
+            }
             fold.write()?;
             Ok(())
         }

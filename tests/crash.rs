@@ -149,13 +149,5 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
     // The live store equals a replay of the log, partition by partition.
     let state_index = names.iter().position(|n| *n == "orderflow-state").unwrap();
     assert!(procs[state_index].terminate().success());
-    let store = harness.data_dir().join("orderflow-state-0");
-    let verify = harness.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success(),
-        "replay --verify failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    assert!(stdout.contains("verify: OK"), "{stdout}");
+    harness.assert_replay_verifies("0");
 }

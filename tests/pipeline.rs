@@ -561,14 +561,7 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
         assert_eq!(states[id]["paid_fen"], 1_000);
     }
     assert!(second.terminate().success());
-    let store = harness.data_dir().join("orderflow-state-1");
-    let verify = harness.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    harness.assert_replay_verifies("1");
 }
 
 #[tokio::test(flavor = "multi_thread")]

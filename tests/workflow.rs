@@ -461,19 +461,21 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
 
     // The customer takes the refund: a refund request and a 10 CNY coupon.
     let platform = |order: &str| order.trim_start_matches("jd:").to_string();
-    harness
-        .produce_json(
-            "in.actions",
-            &input::action(
-                "customer_choice",
-                "jd",
-                &platform(short_r),
-                "c-1",
-                "customer",
-                json!({"choice": "refund"}),
-            ),
-        )
-        .await;
+    let choose = |order: &str, action_id: &str, choice: &str| {
+        let document = input::action(
+            "customer_choice",
+            "jd",
+            &platform(order),
+            action_id,
+            "customer",
+            json!({"choice": choice}),
+        );
+        let harness = &harness;
+        async move {
+            harness.produce_json("in.actions", &document).await;
+        }
+    };
+    choose(short_r, "c-1", "refund").await;
     harness.wait_for_statuses(&[(short_r, "cancelled")]).await;
     let notifications = harness
         .wait_for(
@@ -512,19 +514,7 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
     );
 
     // The other customer waits: on hold until stock arrives, then on its way; the WMS takes it.
-    harness
-        .produce_json(
-            "in.actions",
-            &input::action(
-                "customer_choice",
-                "jd",
-                &platform(short_w),
-                "c-2",
-                "customer",
-                json!({"choice": "wait"}),
-            ),
-        )
-        .await;
+    choose(short_w, "c-2", "wait").await;
     harness
         .wait_for("the wait recorded", Duration::from_secs(60), || async {
             let log = log_records(&harness).await;
@@ -629,14 +619,7 @@ async fn timers_fire_once_across_restarts_and_a_replay_fires_none() {
     for process in &mut pipeline {
         assert!(process.terminate().success());
     }
-    let store = harness.data_dir().join("orderflow-state-0");
-    let verify = harness.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
-    assert!(
-        verify.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    harness.assert_replay_verifies("0");
     harness.set_clock("2026-12-31T00:00:00Z");
     let _pipeline = harness.start_pipeline();
     harness

@@ -154,6 +154,19 @@ impl Harness {
         std::fs::rename(&temporary, self.rules_file()).unwrap();
     }
 
+    /// Runs `orderflow replay --verify` against a stopped state consumer's store and fails the
+    /// test unless the live state equals a replay of the log, partition by partition.
+    pub fn assert_replay_verifies(&self, instance: &str) {
+        let store = self.dir.path().join(format!("orderflow-state-{instance}"));
+        let verify = self.cli(&["replay", "--verify", "--store", store.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&verify.stdout);
+        assert!(
+            verify.status.success() && stdout.contains("verify: OK"),
+            "replay --verify failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+
     /// Lines of a consumer's log (`orderflow-state-0`).
     pub fn log_of(&self, process: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("logs/{process}.log")))

@@ -261,12 +261,10 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
             .replace("50000", "\"lots\""),
     );
     harness
-        .wait_for("the bad rules refused", Duration::from_secs(30), || async {
-            let log = harness.log_of("orderflow-state-0");
-            log.lines()
-                .find(|l| l.contains("rules file refused") && l.contains("auto-approve-below-fen"))
-                .map(str::to_string)
-        })
+        .wait_for_log_line(
+            "orderflow-state-0",
+            &["rules file refused", "auto-approve-below-fen"],
+        )
         .await;
     // ¥600 under the rules in force: manual review.
     let decided = |order: &'static str, status: &'static str| {
@@ -289,12 +287,7 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
             .replace("50000", "100000"),
     );
     harness
-        .wait_for("the new rules applied", Duration::from_secs(30), || async {
-            harness
-                .log_of("orderflow-state-0")
-                .contains("rules reloaded")
-                .then_some(())
-        })
+        .wait_for_log_line("orderflow-state-0", &["rules reloaded", "test-v3"])
         .await;
     assert_eq!(decided("AFTERGOOD", "routed").await, "test-v3");
 }

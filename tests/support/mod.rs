@@ -154,6 +154,21 @@ impl Harness {
         std::fs::rename(&temporary, self.rules_file()).unwrap();
     }
 
+    /// Waits until a line of a consumer's log (`orderflow-state-0`) contains every needle.
+    pub async fn wait_for_log_line(&self, process: &str, needles: &[&str]) -> String {
+        self.wait_for(
+            &format!("{needles:?} in the log of {process}"),
+            Duration::from_secs(30),
+            || async {
+                self.log_of(process)
+                    .lines()
+                    .find(|line| needles.iter().all(|needle| line.contains(needle)))
+                    .map(str::to_string)
+            },
+        )
+        .await
+    }
+
     /// Runs `orderflow replay --verify` against a stopped state consumer's store and fails the
     /// test unless the live state equals a replay of the log, partition by partition.
     pub fn assert_replay_verifies(&self, instance: &str) {

@@ -140,6 +140,13 @@ fn action(
     )
 }
 
+/// The customer's answer to "wait or refund?".
+fn choice(order: &str, id: &str, minute: u32, choice: Choice) -> Event {
+    action(order, id, ActorRole::Customer, minute, |action| {
+        EventBody::CustomerChoice { action, choice }
+    })
+}
+
 fn state<'w>(world: &'w World, id: &str) -> &'w OrderState {
     world.order(&id.parse().unwrap()).expect("order exists")
 }
@@ -468,15 +475,7 @@ fn two_orders_racing_for_the_last_unit_one_gets_it_the_other_is_asked() {
 #[test]
 fn choosing_a_refund_gives_the_money_back_and_a_ten_yuan_coupon() {
     let mut w = two_orders_for_the_last_unit();
-    run(
-        &mut w,
-        [action("jd:S2", "C1", ActorRole::Customer, 10, |action| {
-            EventBody::CustomerChoice {
-                action,
-                choice: Choice::Refund,
-            }
-        })],
-    );
+    run(&mut w, [choice("jd:S2", "C1", 10, Choice::Refund)]);
     let s = state(&w, "jd:S2");
     assert_eq!(s.status, Status::Cancelled);
     let refund = s.refund_request.as_ref().unwrap();
@@ -517,15 +516,7 @@ fn choosing_a_refund_gives_the_money_back_and_a_ten_yuan_coupon() {
 #[test]
 fn choosing_to_wait_holds_the_order_until_stock_arrives() {
     let mut w = two_orders_for_the_last_unit();
-    run(
-        &mut w,
-        [action("jd:S2", "C1", ActorRole::Customer, 10, |action| {
-            EventBody::CustomerChoice {
-                action,
-                choice: Choice::Wait,
-            }
-        })],
-    );
+    run(&mut w, [choice("jd:S2", "C1", 10, Choice::Wait)]);
     assert_eq!(state(&w, "jd:S2").status, Status::OnHold);
     assert_eq!(w.stock("SKU-1").unwrap().waiting.len(), 1);
     run(&mut w, [stock("SKU-1", "WH-CENTRAL", 3, 30)]);
@@ -696,15 +687,7 @@ fn actions_that_do_not_apply_are_kept_in_the_trail_and_change_nothing() {
 #[test]
 fn replaying_the_log_of_all_of_it_fires_nothing_and_folds_to_the_same_bytes() {
     let mut w = two_orders_for_the_last_unit();
-    run(
-        &mut w,
-        [action("jd:S2", "C1", ActorRole::Customer, 10, |action| {
-            EventBody::CustomerChoice {
-                action,
-                choice: Choice::Wait,
-            }
-        })],
-    );
+    run(&mut w, [choice("jd:S2", "C1", 10, Choice::Wait)]);
     let mut unpaid = Order::new("store:P9");
     unpaid.buyer = "b9".into();
     run(&mut w, [unpaid.placed()]);

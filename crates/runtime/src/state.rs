@@ -229,6 +229,19 @@ impl StateConsumer {
         Ok(())
     }
 
+    /// Whether the local store has folded every record the log partition holds now.
+    fn folded_to_end<C: ConsumerContext>(
+        &self,
+        consumer: &StreamConsumer<C>,
+        partition: i32,
+    ) -> Result<bool, RuntimeError> {
+        let topic = self.topics.order_events();
+        let (_, high) = with_retries("reading the log's end", || {
+            consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+        })?;
+        Ok(self.store.checkpoint(partition)?.unwrap_or(0) >= high)
+    }
+
     /// Partitions assigned to this instance whose local state has caught up with what was
     /// already published: only there may a timer fire.
     fn live_partitions<C: ConsumerContext>(
@@ -270,22 +283,34 @@ impl BatchHandler for StateConsumer {
         let now = self.clock.now()?;
         let mut outputs = Vec::new();
         for partition in self.live_partitions(consumer)? {
+            let mut due = Vec::new();
             for key in self.store.scheduled(partition)? {
                 let slot = (partition, key);
                 if self.next_due.get(&slot).is_some_and(|due| *due > now) {
                     continue;
                 }
                 if let Some(Entity::Order(order)) = self.store.load(partition, &slot.1)? {
-                    self.decisions(&order, now, None, &mut outputs)?;
-                    match timers(&order, self.rules.current())
+                    let first = timers(&order, self.rules.current())
                         .iter()
                         .map(|(due, _)| *due)
-                        .min()
-                    {
-                        Some(due) => self.next_due.insert(slot, due),
+                        .min();
+                    match first {
+                        Some(first) => self.next_due.insert(slot, first),
                         None => self.next_due.remove(&slot),
                     };
+                    if first.is_some_and(|first| first <= now) {
+                        due.push(order);
+                    }
                 }
+            }
+            // Fire only on state folded to the end of the log: a payment already appended but
+            // not folded yet must win over the timeout, and a timer appended before a restart
+            // must be read back before it could be taken again.
+            if due.is_empty() || !self.folded_to_end(consumer, partition)? {
+                continue;
+            }
+            for order in &due {
+                self.decisions(order, now, None, &mut outputs)?;
             }
         }
         if !outputs.is_empty() {

@@ -17,7 +17,9 @@ pub struct BuyerState {
     pub version: u64,
     /// Orders that passed the duplicate check, newest last, pruned past the longest window.
     pub recent: Vec<Claim>,
-    /// Ids of the requests folded in: one per order the buyer ever placed.
+    /// Ids of the requests folded in: one per order the buyer ever placed. Left out of the
+    /// serialized state, like [`crate::StockState::applied`].
+    #[serde(skip)]
     pub applied: std::collections::BTreeSet<EventId>,
 }
 

@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BuyerState, Effect, Event, OrderId, OrderState, ParseOrderIdError, StockState};
+use crate::{
+    BuyerState, Effect, Event, EventId, OrderId, OrderState, ParseOrderIdError, StockState,
+};
 
 const STOCK_PREFIX: &str = "sku:";
 const BUYER_PREFIX: &str = "buyer:";
@@ -84,6 +86,18 @@ impl Entity {
             Entity::Order(order) => order.apply(event),
             Entity::Stock(stock) => stock.apply(event),
             Entity::Buyer(buyer) => buyer.apply(event),
+        }
+    }
+
+    /// For an entity every order may write to (a sku, a buyer), the ids of the events it
+    /// folded: they grow with every order, so its serialized form leaves them out and a store
+    /// keeps them apart, adding a batch's new ids instead of rewriting them all. `None` for an
+    /// order, whose few ids are part of its serialized state.
+    pub fn applied_kept_apart(&mut self) -> Option<&mut std::collections::BTreeSet<EventId>> {
+        match self {
+            Entity::Order(_) => None,
+            Entity::Stock(stock) => Some(&mut stock.applied),
+            Entity::Buyer(buyer) => Some(&mut buyer.applied),
         }
     }
 

@@ -163,6 +163,13 @@ impl EventId {
     }
 }
 
+/// An id as stored; ids are opaque text, whatever the log held.
+impl From<String> for EventId {
+    fn from(id: String) -> EventId {
+        EventId(id)
+    }
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

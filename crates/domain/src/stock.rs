@@ -24,6 +24,10 @@ pub struct StockState {
     pub reservations: BTreeMap<OrderId, Reservation>,
     /// Orders whose customer chose to wait, first come first served.
     pub waiting: Vec<Waiting>,
+    /// Ids of the events folded in: one or two per order that ever wanted the sku, so the
+    /// serialized state leaves them out and a store keeps them apart
+    /// ([`crate::Entity::applied_kept_apart`]).
+    #[serde(skip)]
     pub applied: BTreeSet<EventId>,
 }
 

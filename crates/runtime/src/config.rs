@@ -75,6 +75,8 @@ pub struct StoreConfig {
 pub struct ConsumerConfig {
     /// Most records processed (and made durable) together.
     pub max_batch: usize,
+    /// Entities the state consumer keeps in memory between batches.
+    pub cache_entities: usize,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -117,7 +119,10 @@ impl Default for StoreConfig {
 
 impl Default for ConsumerConfig {
     fn default() -> ConsumerConfig {
-        ConsumerConfig { max_batch: 1_000 }
+        ConsumerConfig {
+            max_batch: 1_000,
+            cache_entities: 50_000,
+        }
     }
 }
 
@@ -132,6 +137,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ORDERFLOW_RULES", "rules.path"),
     ("ORDERFLOW_CLOCK_FILE", "timers.clock-file"),
     ("ORDERFLOW_TICK_MS", "timers.tick-ms"),
+    ("ORDERFLOW_MAX_BATCH", "consumer.max-batch"),
 ];
 
 impl Config {
@@ -196,6 +202,9 @@ impl Config {
         }
         if self.consumer.max_batch == 0 {
             return fail("consumer.max-batch must be at least 1");
+        }
+        if self.consumer.cache_entities == 0 {
+            return fail("consumer.cache-entities must be at least 1");
         }
         if self.timers.tick_ms == 0 {
             return fail("timers.tick-ms must be at least 1");

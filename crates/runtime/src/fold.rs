@@ -2,6 +2,9 @@
 //! replay tool share, which is why a replay yields the live state byte for byte.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
 
 use orderflow_domain::{Effect, Entity, EntityKey, Event, LOG_SCHEMA_VERSION};
 use orderflow_store::{Batch, StateStore, StoreError};
@@ -28,17 +31,35 @@ pub enum Applied {
     Changed(Vec<Effect>),
 }
 
-/// A batch of folds over a store: reads through to the store, keeps changes in memory until
-/// [`Fold::write`] applies them atomically with the checkpoints.
+/// Entities kept in memory between batches, exactly as the store holds them: [`Fold::write`]
+/// puts an entity back only once the store has it, and a fold that fails drops what it took.
+/// Without it every batch would read and decode, from the store, each entity it touches.
+pub struct EntityCache {
+    entries: LruCache<(i32, EntityKey), Entity>,
+}
+
+impl EntityCache {
+    /// Keeps at most `capacity` entities (at least one), the least recently used going first.
+    pub fn new(capacity: usize) -> EntityCache {
+        EntityCache {
+            entries: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+        }
+    }
+}
+
+/// A batch of folds over a store: reads through the cache to the store, keeps changes in
+/// memory until [`Fold::write`] applies them atomically with the checkpoints.
 pub struct Fold<'s, S: StateStore> {
     store: &'s S,
+    cache: &'s mut EntityCache,
     batch: Batch,
 }
 
 impl<'s, S: StateStore> Fold<'s, S> {
-    pub fn new(store: &'s S) -> Fold<'s, S> {
+    pub fn new(store: &'s S, cache: &'s mut EntityCache) -> Fold<'s, S> {
         Fold {
             store,
+            cache,
             batch: Batch::default(),
         }
     }
@@ -54,13 +75,23 @@ impl<'s, S: StateStore> Fold<'s, S> {
         let slot = (partition, event.key.clone());
         let mut entity = match self.batch.entities.remove(&slot) {
             Some(entity) => entity,
-            None => self
-                .store
-                .load(partition, &event.key)?
-                .unwrap_or_else(|| Entity::empty(&event.key)),
+            None => match self.cache.entries.pop(&slot) {
+                Some(entity) => entity,
+                None => self
+                    .store
+                    .load(partition, &event.key)?
+                    .unwrap_or_else(|| Entity::empty(&event.key)),
+            },
         };
         let applied = match entity.apply(event) {
-            Some(effects) => Applied::Changed(effects),
+            Some(effects) => {
+                if entity.applied_kept_apart().is_some() {
+                    self.batch
+                        .applied
+                        .push((slot.clone(), event.event_id.clone()));
+                }
+                Applied::Changed(effects)
+            }
             None => Applied::Duplicate,
         };
         self.batch.entities.insert(slot, entity);
@@ -81,9 +112,15 @@ impl<'s, S: StateStore> Fold<'s, S> {
         self.batch.entities.iter()
     }
 
-    pub fn write(self) -> Result<(), StoreError> {
-        if !self.batch.is_empty() {
-            self.store.write(&self.batch)?;
+    /// Writes the batch to the store, then keeps its entities in the cache; the fold goes on
+    /// with an empty batch.
+    pub fn write(&mut self) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        if !batch.is_empty() {
+            self.store.write(&batch)?;
+        }
+        for (slot, entity) in batch.entities {
+            self.cache.entries.put(slot, entity);
         }
         Ok(())
     }

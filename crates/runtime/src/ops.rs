@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::fold::{decode_log_record, Fold};
+use crate::fold::{decode_log_record, EntityCache, Fold};
 use crate::kafka::{create_topics, Topics};
 use crate::logread::{read_topic, Until};
 use crate::RuntimeError;
@@ -92,7 +92,8 @@ pub async fn replay(
     // Timed from the first record to the last, not counting the quiet wait for the end.
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut events = 0u64;
-    let mut fold = Fold::new(&store);
+    let mut cache = EntityCache::new(config.consumer.cache_entities);
+    let mut fold = Fold::new(&store, &mut cache);
     let mut pending = 0usize;
     let mut partitions: BTreeMap<i32, ()> = BTreeMap::new();
     if let Until::Offsets(targets) = &until {
@@ -111,9 +112,9 @@ pub async fn replay(
         }
         pending += 1;
         // Large chunks: an order's events are spread over the log, and every chunk that touches
-        // an order loads and stores its state once.
+        // an order stores its state once.
         if pending >= 100_000 {
-            std::mem::replace(&mut fold, Fold::new(&store)).write()?;
+            fold.write()?;
             pending = 0;
         }
         last = Some(Instant::now());

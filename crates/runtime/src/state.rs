@@ -29,7 +29,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
-use crate::fold::{decode_log_record, Applied, Fold};
+use crate::fold::{decode_log_record, Applied, EntityCache, Fold};
 use crate::kafka::{producer, with_retries, Topics};
 use crate::output::{deliver, DeadLetter, Output};
 use crate::rules::{Clock, RulesSource};
@@ -67,6 +67,10 @@ pub struct StateConsumer {
     /// have something due. Forgotten when the order changes, the rules change or the
     /// assignment does.
     next_due: HashMap<(i32, EntityKey), orderflow_domain::Timestamp>,
+    /// The entities recent batches touched. Taken out while a batch folds: a batch that fails
+    /// leaves an empty cache behind, and the store is read again.
+    cache: Option<EntityCache>,
+    cache_entities: usize,
 }
 
 pub fn store_dir(config: &Config, instance: &str) -> std::path::PathBuf {
@@ -104,6 +108,8 @@ pub async fn run(
         live_from: HashMap::new(),
         in_flight: HashSet::new(),
         next_due: HashMap::new(),
+        cache: None,
+        cache_entities: config.consumer.cache_entities,
     };
     state.clock.now()?;
     info!(consumer = CONSUMER_NAME, store = %dir.display(), rules = %state.rules.current().version, "state consumer started");
@@ -339,7 +345,9 @@ impl BatchHandler for StateConsumer {
             // which facts a snapshot reflects (end-to-end latency is measured with it).
             let mut snapshots: BTreeMap<(i32, EntityKey), Vec<String>> = BTreeMap::new();
             let store = Arc::clone(&self.store);
-            let mut fold = Fold::new(store.as_ref());
+            let cache_entities = self.cache_entities;
+            let mut cache = self.cache.take().unwrap_or_else(|| EntityCache::new(cache_entities));
+            let mut fold = Fold::new(store.as_ref(), &mut cache);
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
                 let live = offset >= self.live_from.get(&partition).copied().unwrap_or(0);
@@ -412,6 +420,7 @@ impl BatchHandler for StateConsumer {
                 self.next_due.remove(slot);
             }
             fold.write()?;
+            self.cache = Some(cache);
             Ok(())
         }
         .instrument(span)

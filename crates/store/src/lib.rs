@@ -13,7 +13,7 @@ mod sled_store;
 
 use std::collections::BTreeMap;
 
-use orderflow_domain::{Entity, EntityKey};
+use orderflow_domain::{Entity, EntityKey, EventId};
 use sha2::{Digest, Sha256};
 
 pub use dedup::DedupIndex;
@@ -33,6 +33,12 @@ pub enum StoreError {
         expected: String,
         found: String,
     },
+    #[error("state store at {path} was written by an older orderflow (layout {found}, this one writes {expected}); delete it and let the consumer rebuild it from the log")]
+    OldLayout {
+        path: String,
+        expected: u32,
+        found: u32,
+    },
 }
 
 impl StoreError {
@@ -45,14 +51,18 @@ impl StoreError {
 /// Everything one processed batch changes, applied atomically.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// The entities as they are after the batch; their `applied` ids are not written from
+    /// here but from [`Batch::applied`].
     pub entities: BTreeMap<(i32, EntityKey), Entity>,
+    /// The event ids the batch folded, per entity.
+    pub applied: Vec<((i32, EntityKey), EventId)>,
     /// Per partition, the next log offset to read once this batch is durable.
     pub checkpoints: BTreeMap<i32, i64>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.entities.is_empty() && self.checkpoints.is_empty()
+        self.entities.is_empty() && self.applied.is_empty() && self.checkpoints.is_empty()
     }
 }
 
@@ -79,8 +89,6 @@ pub trait StateStore {
     /// Makes every written batch durable.
     fn flush(&self) -> Result<(), StoreError>;
     fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError>;
-    /// All entities of a partition in key order.
-    fn entities(&self, partition: i32) -> Result<Vec<Entity>, StoreError>;
     /// The entities of a partition a timer may still fire on ([`Entity::has_timers`]).
     fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError>;
 }
@@ -196,6 +204,57 @@ pub(crate) mod contract_tests {
         );
         assert_eq!(store.checkpoint(1).unwrap(), Some(10));
         assert_eq!(store.checkpoint(2).unwrap(), None);
+    }
+
+    /// A sku's event ids are written per batch, apart from the entity, and come back with it.
+    pub(crate) fn keeps_the_ids_a_sku_folded(store: &impl StateStore) {
+        use orderflow_domain::{Event, EventBody, Source};
+        let stock = |sku: &str| EntityKey::Stock(sku.into());
+        let level = |sku: &str, on_hand: u64| {
+            Event::fact(
+                stock(sku),
+                chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(on_hand as i64),
+                Source {
+                    origin: "test".into(),
+                    partition: None,
+                    offset: None,
+                    channel: None,
+                    caused_by: None,
+                },
+                EventBody::StockLevelChanged {
+                    sku: sku.into(),
+                    warehouse: "WH-HZ".into(),
+                    on_hand,
+                },
+            )
+        };
+        let fold = |entity: &mut Entity, event: &Event, batch: &mut Batch| {
+            let slot = (5, event.key.clone());
+            entity.apply(event).unwrap();
+            batch.applied.push((slot.clone(), event.event_id.clone()));
+            batch.entities.insert(slot, entity.clone());
+        };
+        // `S-1` and `S-10`: one key starts with the other, their ids stay apart.
+        let (mut short, mut long) = (Entity::empty(&stock("S-1")), Entity::empty(&stock("S-10")));
+        let mut first = Batch::default();
+        fold(&mut short, &level("S-1", 3), &mut first);
+        fold(&mut long, &level("S-10", 4), &mut first);
+        store.write(&first).unwrap();
+        let before = store.digest(5).unwrap();
+        assert_eq!(store.load(5, &stock("S-1")).unwrap().as_ref(), Some(&short));
+
+        let mut second = Batch::default();
+        fold(&mut short, &level("S-1", 5), &mut second);
+        store.write(&second).unwrap();
+        let mut loaded = store.load(5, &stock("S-1")).unwrap().unwrap();
+        assert_eq!(loaded, short, "both batches' ids, and only this sku's");
+        assert_eq!(loaded.applied_kept_apart().map(|ids| ids.len()), Some(2));
+        assert_eq!(store.load(5, &stock("S-10")).unwrap().as_ref(), Some(&long));
+        assert_ne!(
+            store.digest(5).unwrap().sha256,
+            before.sha256,
+            "ids are digested"
+        );
     }
 
     pub(crate) fn later_writes_replace_earlier_ones(store: &impl StateStore) {

@@ -1,15 +1,22 @@
 //! The sled implementation of [`StateStore`].
 //!
-//! Layout, one tree: `e/{partition:08x}/{entity key}` → entity JSON,
-//! `c/{partition:08x}` → next offset (big-endian i64), and `t/{partition:08x}/{entity key}`
-//! → empty for every entity a timer may still fire on (the schedule, derived from the
-//! entities and written in the same batch). Fixed-width hex partitions keep a partition's
-//! entities contiguous and in key order, which is what the digest hashes.
+//! Layout, one tree:
+//! - `e/{partition:08x}/{entity key}` → entity JSON, without the ids of the events it folded;
+//! - `a/{partition:08x}/{key length:08x}{entity key}{event id}` → empty, one per event id a
+//!   sku or buyer folded ([`Entity::applied_kept_apart`]): a batch adds the ids it folded
+//!   instead of rewriting an entity's whole history, which grows with every order;
+//! - `c/{partition:08x}` → next offset (big-endian i64);
+//! - `t/{partition:08x}/{entity key}` → empty for every entity a timer may still fire on (the
+//!   schedule, derived from the entities and written in the same batch).
+//!
+//! Fixed-width hex partitions keep a partition's entities contiguous and in key order, which
+//! is what the digest hashes; the key length in `a/` keys keeps one entity's ids apart from
+//! those of a key that merely starts with it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use orderflow_domain::{Entity, EntityKey};
+use orderflow_domain::{Entity, EntityKey, EventId};
 
 use crate::{hash_pairs, Batch, PartitionDigest, StateStore, StoreError};
 
@@ -19,6 +26,10 @@ pub struct SledStore {
 }
 
 const LOG_KEY: &[u8] = b"m/log";
+const LAYOUT_KEY: &[u8] = b"m/layout";
+/// 2: the ids a sku or buyer folded moved from its JSON to `a/` keys. A store without the key
+/// is layout 1 if it holds any state.
+const LAYOUT: u32 = 2;
 
 fn entity_prefix(partition: i32) -> Vec<u8> {
     format!("e/{:08x}/", partition as u32).into_bytes()
@@ -37,6 +48,17 @@ fn timer_prefix(partition: i32) -> Vec<u8> {
 fn timer_key(partition: i32, key: &EntityKey) -> Vec<u8> {
     let mut bytes = timer_prefix(partition);
     bytes.extend_from_slice(key.to_string().as_bytes());
+    bytes
+}
+
+fn applied_prefix(partition: i32) -> Vec<u8> {
+    format!("a/{:08x}/", partition as u32).into_bytes()
+}
+
+fn applied_entity_prefix(partition: i32, key: &EntityKey) -> Vec<u8> {
+    let key = key.to_string();
+    let mut bytes = applied_prefix(partition);
+    bytes.extend_from_slice(format!("{:08x}{key}", key.len()).as_bytes());
     bytes
 }
 
@@ -67,6 +89,25 @@ impl SledStore {
 
 impl StateStore for SledStore {
     fn bind(&self, log_topic: &str) -> Result<(), StoreError> {
+        let layout = match self.db.get(LAYOUT_KEY)? {
+            Some(bytes) => bytes
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("unreadable layout version".into()))?,
+            None if self.db.scan_prefix(b"c/").next().is_some() => 1,
+            None => {
+                self.db.insert(LAYOUT_KEY, &LAYOUT.to_be_bytes())?;
+                LAYOUT
+            }
+        };
+        if layout != LAYOUT {
+            return Err(StoreError::OldLayout {
+                path: self.path.clone(),
+                expected: LAYOUT,
+                found: layout,
+            });
+        }
         match self.db.compare_and_swap(
             LOG_KEY,
             None as Option<&[u8]>,
@@ -87,10 +128,21 @@ impl StateStore for SledStore {
     }
 
     fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
-        self.db
-            .get(entity_key(partition, key))?
-            .map(|bytes| decode_entity(&bytes))
-            .transpose()
+        let Some(bytes) = self.db.get(entity_key(partition, key))? else {
+            return Ok(None);
+        };
+        let mut entity = decode_entity(&bytes)?;
+        let Some(applied) = entity.applied_kept_apart() else {
+            return Ok(Some(entity));
+        };
+        let prefix = applied_entity_prefix(partition, key);
+        for item in self.db.scan_prefix(&prefix) {
+            let (stored, _) = item?;
+            let id = std::str::from_utf8(&stored[prefix.len()..])
+                .map_err(|_| StoreError::Corrupt("unreadable event id".into()))?;
+            applied.insert(EventId::from(id.to_string()));
+        }
+        Ok(Some(entity))
     }
 
     fn checkpoint(&self, partition: i32) -> Result<Option<i64>, StoreError> {
@@ -119,11 +171,18 @@ impl StateStore for SledStore {
             let bytes = serde_json::to_vec(entity)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?;
             writes.insert(entity_key(*partition, key), bytes);
-            if entity.has_timers() {
-                writes.insert(timer_key(*partition, key), &[]);
-            } else {
-                writes.remove(timer_key(*partition, key));
+            // Only a change of the schedule is written: most batches don't change it.
+            let timer = timer_key(*partition, key);
+            match (entity.has_timers(), self.db.contains_key(&timer)?) {
+                (true, false) => writes.insert(timer, &[]),
+                (false, true) => writes.remove(timer),
+                _ => {}
             }
+        }
+        for ((partition, key), id) in &batch.applied {
+            let mut stored = applied_entity_prefix(*partition, key);
+            stored.extend_from_slice(id.as_str().as_bytes());
+            writes.insert(stored, &[]);
         }
         for (partition, offset) in &batch.checkpoints {
             writes.insert(checkpoint_key(*partition), &offset.to_be_bytes());
@@ -138,29 +197,32 @@ impl StateStore for SledStore {
     }
 
     fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError> {
-        let prefix = entity_prefix(partition);
-        let pairs = self
-            .db
-            .scan_prefix(&prefix)
-            .collect::<Result<Vec<_>, sled::Error>>()?;
+        let scan = |prefix: Vec<u8>| {
+            self.db
+                .scan_prefix(&prefix)
+                .map(|item| {
+                    item.map(|(key, value)| {
+                        (key.subslice(prefix.len(), key.len() - prefix.len()), value)
+                    })
+                })
+                .collect::<Result<Vec<_>, sled::Error>>()
+        };
+        let entities = scan(entity_prefix(partition))?;
+        let applied = scan(applied_prefix(partition))?;
+        // The entities, then the ids they folded: both are state a replay must rebuild. An id's
+        // pair has an empty value and an entity's never does, so the two can't be confused.
         let sha256 = hash_pairs(
-            pairs
+            entities
                 .iter()
-                .map(|(key, value)| (&key[prefix.len()..], value.as_ref())),
+                .chain(applied.iter())
+                .map(|(key, value)| (key.as_ref(), value.as_ref())),
         );
         Ok(PartitionDigest {
             partition,
             checkpoint: self.checkpoint(partition)?.unwrap_or(0),
-            entities: pairs.len() as u64,
+            entities: entities.len() as u64,
             sha256,
         })
-    }
-
-    fn entities(&self, partition: i32) -> Result<Vec<Entity>, StoreError> {
-        self.db
-            .scan_prefix(entity_prefix(partition))
-            .map(|item| decode_entity(&item?.1))
-            .collect()
     }
 
     fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError> {
@@ -200,6 +262,11 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_ids_a_sku_folded() {
+        contract_tests::keeps_the_ids_a_sku_folded(&store().1);
+    }
+
+    #[test]
     fn later_writes_replace_earlier_ones() {
         contract_tests::later_writes_replace_earlier_ones(&store().1);
     }
@@ -230,6 +297,24 @@ mod tests {
         let error = store.bind("b.order-events").unwrap_err().to_string();
         assert!(
             error.contains("holds the state of a.order-events, not of b.order-events"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_store_of_an_older_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Layout 1 had no version key: state without it is from then.
+            let db = crate::open_db(dir.path()).unwrap();
+            db.insert(checkpoint_key(0), &7i64.to_be_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let error = store.bind("a.order-events").unwrap_err().to_string();
+        assert!(
+            error
+                .contains("written by an older orderflow (layout 1, this one writes 2); delete it"),
             "{error}"
         );
     }

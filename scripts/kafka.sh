@@ -13,9 +13,6 @@
 # The Kafka version is pinned in deploy/kafka/pom.xml. Environment overrides:
 #   JAVA_HOME             JDK to run the broker (default: `java` on PATH)
 #   KAFKA_TEST_HEAP_OPTS  heap flags (default: -Xms256m -Xmx512m)
-#   KAFKA_TEST_JIT_OPTS   JIT and GC flags (default: quick start, C1 only:
-#                         -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m);
-#                         scripts/bench.sh gives the full JIT a production broker runs with
 #   KAFKA_TEST_CDS=0      do not record/use the class-data-sharing archive (faster-start cache)
 #   BROKER_START_TIMEOUT  seconds to wait for the broker to serve metadata (default 90)
 #   BROKER_LOCK_WAIT      seconds to wait for the lock (default 600)
@@ -54,9 +51,8 @@ broker_pattern() { echo "$RUN/server.properties"; }
 jvm_opts() {
   # shellcheck disable=SC2206 # word splitting of the heap flags is intended
   local heap=(${KAFKA_TEST_HEAP_OPTS:--Xms256m -Xmx512m})
-  # shellcheck disable=SC2206
-  local jit=(${KAFKA_TEST_JIT_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m})
-  printf '%s\n' "${heap[@]}" "${jit[@]}" \
+  printf '%s\n' "${heap[@]}" \
+    -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m \
     -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$DEPLOY/log4j2.properties" "-Dkafka.logs.dir=$RUN"
   if [[ -n $CDS && -f $CDS ]]; then echo "-XX:SharedArchiveFile=$CDS"; fi

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Where the CPU goes, per process, on a fresh local Apache Kafka (BENCHMARKS.md, run D):
+#   1. drain: N orders preloaded into the input topics, then drained by the four intake
+#      consumers and one state consumer; prints each process's CPU seconds (from /proc) and
+#      the wall time until every fact is reflected on order-state.
+#   2. requests: the same consumers at RATE events/s; prints the requests per second each
+#      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s).
+# usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000; ORDERFLOW_MAX_BATCH works)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+ORDERS=${PROFILE_ORDERS:-20000}
+RATE=${PROFILE_RATE:-2000}
+BIN=target/release
+OUT=var/profile
+PIDS=()
+cleanup() {
+  local rc=$? pid
+  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  exit "$rc"
+}
+trap cleanup EXIT
+rm -rf "$OUT" && mkdir -p "$OUT"
+cargo build --release --locked >&2
+ORDERFLOW_BROKERS=$(scripts/kafka.sh start)
+export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
+BROKER_PID=$(pgrep -f "kafka.Kafka.*$ROOT" | head -1)
+CONSUMERS=(orders payments shipments inventory state)
+
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+start_consumers() { # start_consumers PREFIX
+  export ORDERFLOW_TOPIC_PREFIX=$1 ORDERFLOW_DATA_DIR=$ROOT/$OUT/data/$1
+  "$BIN/orderflow" topics create >&2
+  PIDS=()
+  local c
+  for c in "${CONSUMERS[@]}"; do
+    "$BIN/orderflow-$c" --instance 0 2>"$OUT/$1$c.log" &
+    PIDS+=($!)
+  done
+}
+
+echo "== drain of $ORDERS preloaded orders" >&2
+export ORDERFLOW_TOPIC_PREFIX=profile.drain. ORDERFLOW_DATA_DIR=$ROOT/$OUT/data/profile.drain.
+"$BIN/orderflow" topics create >&2
+"$BIN/orderflow" simulate --orders "$ORDERS" --seed 42 --tag Pdrain --settle-timeout 900 --json \
+  >"$OUT/drain.json" 2>"$OUT/drain.simulate.log" &
+sim=$!
+until grep -q "records sent" "$OUT/drain.simulate.log"; do
+  kill -0 "$sim" 2>/dev/null || { echo "simulate exited before sending" >&2; exit 1; }
+  sleep 0.2
+done
+broker_before=$(cpu_seconds "$BROKER_PID")
+started=$SECONDS
+start_consumers profile.drain.
+declare -A used
+# A process's CPU is read while it runs: the last reading before the drain ends counts.
+while kill -0 "$sim" 2>/dev/null; do
+  for i in "${!PIDS[@]}"; do used[$i]=$(cpu_seconds "${PIDS[$i]}" 2>/dev/null || echo "${used[$i]:-0}"); done
+  broker_now=$(cpu_seconds "$BROKER_PID")
+  sleep 0.5
+done
+wait "$sim" || echo "the drain reported a mismatch" >&2
+echo "drain wall time: $((SECONDS - started)) s (whole seconds, consumers' start included)"
+echo "CPU seconds: broker $(echo "$broker_now - $broker_before" | bc)"
+for i in "${!CONSUMERS[@]}"; do echo "CPU seconds: ${CONSUMERS[$i]} ${used[$i]}"; done
+for pid in "${PIDS[@]}"; do kill -TERM "$pid"; done
+wait "${PIDS[@]}" 2>/dev/null || true
+
+echo "== requests per client at $RATE events/s" >&2
+start_consumers profile.rate.
+for c in "${CONSUMERS[@]}"; do
+  until grep -q "partitions assigned" "$OUT/profile.rate.$c.log"; do sleep 0.2; done
+done
+"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag Prate --rate "$RATE" --json \
+  >"$OUT/rate.json" 2>"$OUT/rate.simulate.log" &
+sim=$!
+until grep -q "watching order-state" "$OUT/rate.simulate.log"; do sleep 0.2; done
+sleep 3 # let the run reach its rate: pacing of the measurement, not a readiness wait
+python3 - "${ORDERFLOW_BROKERS##*:}" <<'PY'
+import collections, re, subprocess, sys, time
+port = sys.argv[1]
+def segments_out():
+    out = subprocess.run(["ss", "-tinpH", f"( dport = :{port} )"], capture_output=True, text=True).stdout
+    totals, owner = collections.Counter(), None
+    for line in out.splitlines():
+        if m := re.search(r'users:\(\("([^"]+)",pid=(\d+)', line):
+            owner = m.group(1)
+        if (m := re.search(r"segs_out:(\d+)", line)) and owner:
+            totals[owner] += int(m.group(1))
+            owner = None
+    return totals
+before = segments_out(); time.sleep(5); after = segments_out()
+for name in sorted(after, key=lambda n: before[n] - after[n]):
+    print(f"requests/s to the broker: {name} {(after[name] - before[name]) / 5:.0f}")
+PY
+wait "$sim" || echo "the rate run reported a mismatch" >&2

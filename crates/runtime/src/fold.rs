@@ -31,35 +31,27 @@ pub enum Applied {
     Changed(Vec<Effect>),
 }
 
-/// Entities kept in memory between batches, exactly as the store holds them: [`Fold::write`]
-/// puts an entity back only once the store has it, and a fold that fails drops what it took.
-/// Without it every batch would read and decode, from the store, each entity it touches.
-pub struct EntityCache {
-    entries: LruCache<(i32, EntityKey), Entity>,
-}
-
-impl EntityCache {
-    /// Keeps at most `capacity` entities (at least one), the least recently used going first.
-    pub fn new(capacity: usize) -> EntityCache {
-        EntityCache {
-            entries: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
-        }
-    }
-}
-
-/// A batch of folds over a store: reads through the cache to the store, keeps changes in
-/// memory until [`Fold::write`] applies them atomically with the checkpoints.
-pub struct Fold<'s, S: StateStore> {
-    store: &'s S,
-    cache: &'s mut EntityCache,
+/// Folds log records over a store, keeping state in memory in between.
+///
+/// Entities are folded in memory and written to the store, with the partitions' checkpoints,
+/// in one atomic batch by [`Fold::write`], which the caller runs when it chooses (the state
+/// consumer every few hundred milliseconds, the replay every 100 000 records). Written
+/// entities stay in a cache of recently used ones, so a fold reads the store only for an
+/// entity it hasn't seen lately. The cache always equals what the store holds; what was folded
+/// and not yet written is lost with the process, and the store's older checkpoint is where
+/// folding resumes.
+pub struct Fold {
+    /// Written, as the store holds them, least recently used evicted first.
+    cache: LruCache<(i32, EntityKey), Entity>,
+    /// Folded, not written yet.
     batch: Batch,
 }
 
-impl<'s, S: StateStore> Fold<'s, S> {
-    pub fn new(store: &'s S, cache: &'s mut EntityCache) -> Fold<'s, S> {
+impl Fold {
+    /// Keeps at most `cache_entities` written entities in memory (at least one).
+    pub fn new(cache_entities: usize) -> Fold {
         Fold {
-            store,
-            cache,
+            cache: LruCache::new(NonZeroUsize::new(cache_entities).unwrap_or(NonZeroUsize::MIN)),
             batch: Batch::default(),
         }
     }
@@ -67,6 +59,7 @@ impl<'s, S: StateStore> Fold<'s, S> {
     /// Folds `event`, read at `offset` of `partition`.
     pub fn apply(
         &mut self,
+        store: &impl StateStore,
         partition: i32,
         offset: i64,
         event: &Event,
@@ -75,10 +68,9 @@ impl<'s, S: StateStore> Fold<'s, S> {
         let slot = (partition, event.key.clone());
         let mut entity = match self.batch.entities.remove(&slot) {
             Some(entity) => entity,
-            None => match self.cache.entries.pop(&slot) {
+            None => match self.cache.pop(&slot) {
                 Some(entity) => entity,
-                None => self
-                    .store
+                None => store
                     .load(partition, &event.key)?
                     .unwrap_or_else(|| Entity::empty(&event.key)),
             },
@@ -103,24 +95,26 @@ impl<'s, S: StateStore> Fold<'s, S> {
         self.batch.checkpoints.insert(partition, offset + 1);
     }
 
+    /// An entity folded since the last write.
     pub fn entity(&self, partition: i32, key: &EntityKey) -> Option<&Entity> {
         self.batch.entities.get(&(partition, key.clone()))
     }
 
-    /// The entities this batch touched.
-    pub fn touched(&self) -> impl Iterator<Item = (&(i32, EntityKey), &Entity)> {
-        self.batch.entities.iter()
+    /// How many entities were folded since the last write.
+    pub fn unwritten(&self) -> usize {
+        self.batch.entities.len()
     }
 
-    /// Writes the batch to the store, then keeps its entities in the cache; the fold goes on
-    /// with an empty batch.
-    pub fn write(&mut self) -> Result<(), StoreError> {
+    /// Writes what was folded since the last write to the store in one atomic batch, then
+    /// keeps those entities in the cache.
+    pub fn write(&mut self, store: &impl StateStore) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
-        if !batch.is_empty() {
-            self.store.write(&batch)?;
+        if batch.is_empty() {
+            return Ok(());
         }
+        store.write(&batch)?;
         for (slot, entity) in batch.entities {
-            self.cache.entries.put(slot, entity);
+            self.cache.put(slot, entity);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::fold::{decode_log_record, EntityCache, Fold};
+use crate::fold::{decode_log_record, Fold};
 use crate::kafka::{create_topics, Topics};
 use crate::logread::{read_topic, Until};
 use crate::RuntimeError;
@@ -92,8 +92,7 @@ pub async fn replay(
     // Timed from the first record to the last, not counting the quiet wait for the end.
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut events = 0u64;
-    let mut cache = EntityCache::new(config.consumer.cache_entities);
-    let mut fold = Fold::new(&store, &mut cache);
+    let mut fold = Fold::new(config.consumer.cache_entities);
     let mut pending = 0usize;
     let mut partitions: BTreeMap<i32, ()> = BTreeMap::new();
     if let Until::Offsets(targets) = &until {
@@ -105,7 +104,7 @@ pub async fn replay(
         partitions.insert(partition, ());
         match decode_log_record(message.payload().unwrap_or_default()) {
             Ok(event) => {
-                fold.apply(partition, offset, &event)?;
+                fold.apply(&store, partition, offset, &event)?;
                 events += 1;
             }
             Err(_) => fold.skip(partition, offset),
@@ -114,14 +113,14 @@ pub async fn replay(
         // Large chunks: an order's events are spread over the log, and every chunk that touches
         // an order stores its state once.
         if pending >= 100_000 {
-            fold.write()?;
+            fold.write(&store)?;
             pending = 0;
         }
         last = Some(Instant::now());
         Ok(())
     })
     .await?;
-    fold.write()?;
+    fold.write(&store)?;
     store.flush()?;
     let seconds = match (first, last) {
         (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),

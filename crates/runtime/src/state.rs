@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orderflow_domain::{decide, timers, Effect, Entity, EntityKey, Event, EventId, OrderState};
 use orderflow_schema::{Rejection, RejectionKind};
@@ -29,7 +29,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
-use crate::fold::{decode_log_record, Applied, EntityCache, Fold};
+use crate::fold::{decode_log_record, Applied, Fold};
 use crate::kafka::{producer, with_retries, Topics};
 use crate::output::{deliver, DeadLetter, Output};
 use crate::rules::{Clock, RulesSource};
@@ -67,11 +67,17 @@ pub struct StateConsumer {
     /// have something due. Forgotten when the order changes, the rules change or the
     /// assignment does.
     next_due: HashMap<(i32, EntityKey), orderflow_domain::Timestamp>,
-    /// The entities recent batches touched. Taken out while a batch folds: a batch that fails
-    /// leaves an empty cache behind, and the store is read again.
-    cache: Option<EntityCache>,
+    /// The folded state: written to the store every [`WRITE_EVERY`], kept in memory between.
+    fold: Fold,
+    written: Instant,
     cache_entities: usize,
 }
+
+/// How often the state consumer writes what it folded to its store, at most. A crash loses at
+/// most this much of the store, which is refolded from the log quietly: every output of those
+/// records was acknowledged before the batch finished. Writing every batch instead rewrote an
+/// order touched by several batches once per batch.
+pub const WRITE_EVERY: Duration = Duration::from_millis(500);
 
 pub fn store_dir(config: &Config, instance: &str) -> std::path::PathBuf {
     config
@@ -108,7 +114,8 @@ pub async fn run(
         live_from: HashMap::new(),
         in_flight: HashSet::new(),
         next_due: HashMap::new(),
-        cache: None,
+        fold: Fold::new(config.consumer.cache_entities),
+        written: Instant::now(),
         cache_entities: config.consumer.cache_entities,
     };
     state.clock.now()?;
@@ -121,6 +128,7 @@ pub async fn run(
         shutdown,
     )
     .await?;
+    state.fold.write(state.store.as_ref())?;
     state.store.flush()?;
     Ok(())
 }
@@ -235,6 +243,13 @@ impl StateConsumer {
         Ok(())
     }
 
+    /// Writes what was folded to the store.
+    fn write_store(&mut self) -> Result<(), RuntimeError> {
+        self.fold.write(self.store.as_ref())?;
+        self.written = Instant::now();
+        Ok(())
+    }
+
     /// Whether the local store has folded every record the log partition holds now.
     fn folded_to_end<C: ConsumerContext>(
         &self,
@@ -286,6 +301,8 @@ impl BatchHandler for StateConsumer {
         if self.rules.reload_if_changed() {
             self.next_due.clear();
         }
+        // Timers read the store: it holds everything folded from here on.
+        self.write_store()?;
         let now = self.clock.now()?;
         let mut outputs = Vec::new();
         for partition in self.live_partitions(consumer)? {
@@ -345,9 +362,6 @@ impl BatchHandler for StateConsumer {
             // which facts a snapshot reflects (end-to-end latency is measured with it).
             let mut snapshots: BTreeMap<(i32, EntityKey), Vec<String>> = BTreeMap::new();
             let store = Arc::clone(&self.store);
-            let cache_entities = self.cache_entities;
-            let mut cache = self.cache.take().unwrap_or_else(|| EntityCache::new(cache_entities));
-            let mut fold = Fold::new(store.as_ref(), &mut cache);
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
                 let live = offset >= self.live_from.get(&partition).copied().unwrap_or(0);
@@ -369,12 +383,12 @@ impl BatchHandler for StateConsumer {
                                 .output(&Rejection { kind: RejectionKind::MalformedJson, message: reason }),
                             );
                         }
-                        fold.skip(partition, offset);
+                        self.fold.skip(partition, offset);
                         continue;
                     }
                 };
                 self.in_flight.remove(&event.event_id);
-                let effects = match fold.apply(partition, offset, &event)? {
+                let effects = match self.fold.apply(store.as_ref(), partition, offset, &event)? {
                     Applied::Duplicate => {
                         debug!(order_id = %event.key, event_id = %event.event_id, partition, offset, "duplicate event dropped");
                         metrics::counter!("orderflow_duplicates_dropped_total",
@@ -383,6 +397,7 @@ impl BatchHandler for StateConsumer {
                     }
                     Applied::Changed(effects) => effects,
                 };
+                self.next_due.remove(&(partition, event.key.clone()));
                 debug!(order_id = %event.key, kind = event.body.kind(), partition, offset, live, "event folded");
                 if !live {
                     continue;
@@ -393,13 +408,13 @@ impl BatchHandler for StateConsumer {
                 for effect in &effects {
                     self.publish(effect, &mut outputs)?;
                 }
-                if let Some(Entity::Order(order)) = fold.entity(partition, &event.key) {
+                if let Some(Entity::Order(order)) = self.fold.entity(partition, &event.key) {
                     let order = order.clone();
                     self.decisions(&order, now, Some(&event.event_id), &mut outputs)?;
                 }
             }
             for ((partition, key), event_ids) in &snapshots {
-                if let Some(Entity::Order(order)) = fold.entity(*partition, key) {
+                if let Some(Entity::Order(order)) = self.fold.entity(*partition, key) {
                     outputs.push(Output {
                         topic: self.topics.order_state(),
                         key: key.to_string().into_bytes(),
@@ -412,15 +427,14 @@ impl BatchHandler for StateConsumer {
                 }
             }
             deliver(&self.producer, &outputs).await?;
-            // Not flushed here: state and checkpoint are written in one atomic batch, and sled
-            // flushes in the background. A crash can lose the newest batches of the store, never
+            // Every output of the batch is on the broker: what it folded may now be written.
+            // Not flushed: state and checkpoints are written in one atomic batch, and sled
+            // flushes in the background. A crash can lose the newest writes of the store, never
             // half of one; the consumer then restarts at the older checkpoint and refolds up to
             // the committed offset quietly, because those outputs are already on the broker.
-            for (slot, _) in fold.touched() {
-                self.next_due.remove(slot);
+            if self.written.elapsed() >= WRITE_EVERY || self.fold.unwritten() >= self.cache_entities {
+                self.write_store()?;
             }
-            fold.write()?;
-            self.cache = Some(cache);
             Ok(())
         }
         .instrument(span)

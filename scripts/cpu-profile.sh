@@ -16,7 +16,9 @@ OUT=var/profile
 PIDS=()
 cleanup() {
   local rc=$? pid
-  for pid in "${PIDS[@]:-}"; do [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]:-}"; do
+    if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
   wait 2>/dev/null || true
   scripts/kafka.sh stop >/dev/null 2>&1 || true
   exit "$rc"

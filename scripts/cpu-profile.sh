@@ -4,15 +4,21 @@
 #      consumers and one state consumer; prints each process's CPU seconds (from /proc) and
 #      the wall time until every fact is reflected on order-state.
 #   2. requests: the same consumers at RATE events/s; prints the requests per second each
-#      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s).
+#      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s), and the run's
+#      end-to-end latency.
 # usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000; ORDERFLOW_MAX_BATCH works)
+#   PROFILE_BIN=DIR      run the binaries in DIR instead of target/release (for an A/B against
+#                        another commit: build it in a git worktree and point here at its
+#                        target/release); nothing is built then
+#   ORDERFLOW_BROKERS    use this running broker instead of starting (and stopping) a fresh one,
+#                        so that alternating A/B runs share one broker
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 ORDERS=${PROFILE_ORDERS:-20000}
 RATE=${PROFILE_RATE:-2000}
-BIN=target/release
-OUT=var/profile
+BIN=${PROFILE_BIN:-target/release}
+OUT=var/profile/$$
 PIDS=()
 cleanup() {
   local rc=$? pid
@@ -20,15 +26,20 @@ cleanup() {
     if [[ -n $pid ]]; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   wait 2>/dev/null || true
-  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  if [[ -z $OWN_BROKER ]]; then scripts/kafka.sh stop >/dev/null 2>&1 || true; fi
+  rm -rf "$OUT"
   exit "$rc"
 }
 trap cleanup EXIT
-rm -rf "$OUT" && mkdir -p "$OUT"
-cargo build --release --locked >&2
-ORDERFLOW_BROKERS=$(scripts/kafka.sh start)
+mkdir -p "$OUT"
+OWN_BROKER=${ORDERFLOW_BROKERS:-}
+if [[ -z ${PROFILE_BIN:-} ]]; then cargo build --release --locked >&2; fi
+if [[ -z $OWN_BROKER ]]; then ORDERFLOW_BROKERS=$(scripts/kafka.sh start); fi
 export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
-BROKER_PID=$(pgrep -f "kafka.Kafka.*$ROOT" | head -1)
+BROKER_PID=$(pgrep -f "kafka.Kafka.*${ORDERFLOW_BROKERS##*:}" | head -1 || true)
+[[ -n $BROKER_PID ]] || BROKER_PID=$(pgrep -f "kafka.Kafka" | head -1)
+# Topic names unique to this run, so runs can share a broker.
+RUN_TAG=p$$
 CONSUMERS=(orders payments shipments inventory state)
 
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
@@ -45,9 +56,9 @@ start_consumers() { # start_consumers PREFIX
 }
 
 echo "== drain of $ORDERS preloaded orders" >&2
-export ORDERFLOW_TOPIC_PREFIX=profile.drain. ORDERFLOW_DATA_DIR=$ROOT/$OUT/data/profile.drain.
+export ORDERFLOW_TOPIC_PREFIX=$RUN_TAG.drain. ORDERFLOW_DATA_DIR=$ROOT/$OUT/data/drain
 "$BIN/orderflow" topics create >&2
-"$BIN/orderflow" simulate --orders "$ORDERS" --seed 42 --tag Pdrain --settle-timeout 900 --json \
+"$BIN/orderflow" simulate --orders "$ORDERS" --seed 42 --tag "${RUN_TAG}d" --settle-timeout 900 --json \
   >"$OUT/drain.json" 2>"$OUT/drain.simulate.log" &
 sim=$!
 until grep -q "records sent" "$OUT/drain.simulate.log"; do
@@ -56,7 +67,7 @@ until grep -q "records sent" "$OUT/drain.simulate.log"; do
 done
 broker_before=$(cpu_seconds "$BROKER_PID")
 started=$SECONDS
-start_consumers profile.drain.
+start_consumers "$RUN_TAG.drain."
 declare -A used
 # A process's CPU is read while it runs: the last reading before the drain ends counts.
 while kill -0 "$sim" 2>/dev/null; do
@@ -66,17 +77,18 @@ while kill -0 "$sim" 2>/dev/null; do
 done
 wait "$sim" || echo "the drain reported a mismatch" >&2
 echo "drain wall time: $((SECONDS - started)) s (whole seconds, consumers' start included)"
+python3 -c 'import json, sys; print("drain facts/s, first to last reflected: %.0f" % json.load(open(sys.argv[1]))["pipeline_events_per_second"])' "$OUT/drain.json"
 echo "CPU seconds: broker $(echo "$broker_now - $broker_before" | bc)"
 for i in "${!CONSUMERS[@]}"; do echo "CPU seconds: ${CONSUMERS[$i]} ${used[$i]}"; done
 for pid in "${PIDS[@]}"; do kill -TERM "$pid"; done
 wait "${PIDS[@]}" 2>/dev/null || true
 
 echo "== requests per client at $RATE events/s" >&2
-start_consumers profile.rate.
+start_consumers "$RUN_TAG.rate."
 for c in "${CONSUMERS[@]}"; do
-  until grep -q "partitions assigned" "$OUT/profile.rate.$c.log"; do sleep 0.2; done
+  until grep -q "partitions assigned" "$OUT/$RUN_TAG.rate.$c.log"; do sleep 0.2; done
 done
-"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag Prate --rate "$RATE" --json \
+"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag "${RUN_TAG}r" --rate "$RATE" --json \
   >"$OUT/rate.json" 2>"$OUT/rate.simulate.log" &
 sim=$!
 until grep -q "watching order-state" "$OUT/rate.simulate.log"; do sleep 0.2; done
@@ -99,3 +111,4 @@ for name in sorted(after, key=lambda n: before[n] - after[n]):
     print(f"requests/s to the broker: {name} {(after[name] - before[name]) / 5:.0f}")
 PY
 wait "$sim" || echo "the rate run reported a mismatch" >&2
+python3 -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency_ms"]; print("latency ms at %s events/s: p50 %.1f, p99 %.1f, max %.1f" % (sys.argv[2], l["p50"], l["p99"], l["max"]))' "$OUT/rate.json" "$RATE"

@@ -122,3 +122,90 @@ impl Fold {
 
 /// Per partition, the next offset the local store expects.
 pub type Checkpoints = BTreeMap<i32, i64>;
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration};
+    use orderflow_domain::{EventBody, Source};
+    use orderflow_store::SledStore;
+
+    use super::*;
+
+    /// A level snapshot of `sku` taken `minutes` after the epoch.
+    fn level(sku: &str, minutes: i64, on_hand: u64) -> Event {
+        Event::fact(
+            EntityKey::Stock(sku.into()),
+            DateTime::UNIX_EPOCH + Duration::minutes(minutes),
+            Source {
+                origin: "in.inventory".into(),
+                partition: Some(0),
+                offset: None,
+                channel: None,
+                caused_by: None,
+            },
+            EventBody::StockLevelChanged {
+                sku: sku.into(),
+                warehouse: "WH-HZ".into(),
+                on_hand,
+            },
+        )
+    }
+
+    fn changed(applied: Applied) -> bool {
+        matches!(applied, Applied::Changed(_))
+    }
+
+    #[test]
+    fn a_sku_knows_its_events_after_a_restart_and_forgets_what_was_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (first, second, third) = (level("S-1", 1, 5), level("S-1", 2, 4), level("S-1", 3, 3));
+
+        let mut fold = Fold::new(10);
+        assert!(changed(fold.apply(&store, 0, 0, &first).unwrap()));
+        assert!(
+            !changed(fold.apply(&store, 0, 1, &first).unwrap()),
+            "a copy, in memory"
+        );
+        assert!(changed(fold.apply(&store, 0, 2, &second).unwrap()));
+        fold.write(&store).unwrap();
+        assert!(
+            !changed(fold.apply(&store, 0, 3, &second).unwrap()),
+            "a copy, cached"
+        );
+        // Folded, never written: lost with the process, like a crash.
+        assert!(changed(fold.apply(&store, 0, 4, &third).unwrap()));
+        drop(fold);
+        assert_eq!(store.checkpoint(0).unwrap(), Some(3));
+
+        // A new process reads the sku's ids back from the store.
+        let mut restarted = Fold::new(10);
+        assert!(!changed(restarted.apply(&store, 0, 3, &first).unwrap()));
+        assert!(!changed(restarted.apply(&store, 0, 3, &second).unwrap()));
+        assert!(
+            changed(restarted.apply(&store, 0, 4, &third).unwrap()),
+            "the unwritten event is folded again from the log"
+        );
+    }
+
+    #[test]
+    fn an_entity_evicted_from_the_cache_is_read_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut fold = Fold::new(1);
+        let (a, b) = (level("S-A", 1, 5), level("S-B", 1, 5));
+        fold.apply(&store, 0, 0, &a).unwrap();
+        fold.apply(&store, 0, 1, &b).unwrap();
+        fold.write(&store).unwrap();
+        // The cache holds one entity: one of the two came back from sled, ids and all.
+        assert!(!changed(fold.apply(&store, 0, 2, &a).unwrap()));
+        assert!(!changed(fold.apply(&store, 0, 2, &b).unwrap()));
+        assert_eq!(
+            fold.entity(0, &EntityKey::Stock("S-A".into())),
+            store
+                .load(0, &EntityKey::Stock("S-A".into()))
+                .unwrap()
+                .as_ref()
+        );
+    }
+}

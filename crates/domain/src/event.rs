@@ -42,6 +42,19 @@ pub struct Source {
     pub caused_by: Option<EventId>,
 }
 
+impl Source {
+    /// A source known by its origin alone: no topic position, channel or cause.
+    pub fn origin(origin: &str) -> Source {
+        Source {
+            origin: origin.to_string(),
+            partition: None,
+            offset: None,
+            channel: None,
+            caused_by: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventBody {
@@ -495,6 +508,26 @@ impl Event {
             },
             body,
         }
+    }
+
+    /// A level snapshot of `sku` in `warehouse`, keyed by the sku.
+    pub fn stock_level(
+        sku: &str,
+        warehouse: &str,
+        on_hand: u64,
+        occurred_at: Timestamp,
+        source: Source,
+    ) -> Event {
+        Event::fact(
+            EntityKey::Stock(sku.to_string()),
+            occurred_at,
+            source,
+            EventBody::StockLevelChanged {
+                sku: sku.to_string(),
+                warehouse: warehouse.to_string(),
+                on_hand,
+            },
+        )
     }
 
     /// Builds a message one entity's fold sends another (a request to a sku or a buyer, or

@@ -237,21 +237,12 @@ fn events_for_another_key_are_refused() {
 #[test]
 fn stock_keeps_the_latest_snapshot_per_warehouse() {
     let snapshot = |minute, on_hand| {
-        Event::fact(
-            EntityKey::Stock("SKU-1".into()),
+        Event::stock_level(
+            "SKU-1",
+            "WH-HZ",
+            on_hand,
             at(minute),
-            Source {
-                origin: "in.inventory".into(),
-                partition: None,
-                offset: None,
-                channel: None,
-                caused_by: None,
-            },
-            EventBody::StockLevelChanged {
-                sku: "SKU-1".into(),
-                warehouse: "WH-HZ".into(),
-                on_hand,
-            },
+            Source::origin("in.inventory"),
         )
     };
     let mut in_order = StockState::new("SKU-1".into());

@@ -101,16 +101,7 @@ impl Order {
 }
 
 fn stock(sku: &str, warehouse: &str, on_hand: u64, minute: u32) -> Event {
-    Event::fact(
-        EntityKey::Stock(sku.into()),
-        at(minute),
-        source("in.inventory"),
-        EventBody::StockLevelChanged {
-            sku: sku.into(),
-            warehouse: warehouse.into(),
-            on_hand,
-        },
-    )
+    Event::stock_level(sku, warehouse, on_hand, at(minute), source("in.inventory"))
 }
 
 fn action(

@@ -126,29 +126,15 @@ pub type Checkpoints = BTreeMap<i32, i64>;
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Duration};
-    use orderflow_domain::{EventBody, Source};
+    use orderflow_domain::Source;
     use orderflow_store::SledStore;
 
     use super::*;
 
     /// A level snapshot of `sku` taken `minutes` after the epoch.
     fn level(sku: &str, minutes: i64, on_hand: u64) -> Event {
-        Event::fact(
-            EntityKey::Stock(sku.into()),
-            DateTime::UNIX_EPOCH + Duration::minutes(minutes),
-            Source {
-                origin: "in.inventory".into(),
-                partition: Some(0),
-                offset: None,
-                channel: None,
-                caused_by: None,
-            },
-            EventBody::StockLevelChanged {
-                sku: sku.into(),
-                warehouse: "WH-HZ".into(),
-                on_hand,
-            },
-        )
+        let at = DateTime::UNIX_EPOCH + Duration::minutes(minutes);
+        Event::stock_level(sku, "WH-HZ", on_hand, at, Source::origin("in.inventory"))
     }
 
     fn changed(applied: Applied) -> bool {

@@ -216,17 +216,12 @@ pub(crate) fn event(
         caused_by: None,
     };
     if kind == "stock_level_changed" {
-        let sku = fields.string("sku")?;
-        let body = EventBody::StockLevelChanged {
-            sku: sku.clone(),
-            warehouse: fields.string("warehouse")?,
-            on_hand: fields.integer("on_hand", 0)?,
-        };
-        return Ok(Event::fact(
-            EntityKey::Stock(sku),
+        return Ok(Event::stock_level(
+            &fields.string("sku")?,
+            &fields.string("warehouse")?,
+            fields.integer("on_hand", 0)?,
             occurred_at,
             source,
-            body,
         ));
     }
     let order_id = order_id(&fields)?;

@@ -147,13 +147,7 @@ pub(crate) mod contract_tests {
         let placed = Event::fact(
             key.clone(),
             chrono::DateTime::UNIX_EPOCH,
-            Source {
-                origin: "test".into(),
-                partition: None,
-                offset: None,
-                channel: None,
-                caused_by: None,
-            },
+            Source::origin("test"),
             EventBody::OrderPlaced(OrderPlaced {
                 buyer_id: "b".into(),
                 phone: "13800138000".into(),
@@ -208,25 +202,11 @@ pub(crate) mod contract_tests {
 
     /// A sku's event ids are written per batch, apart from the entity, and come back with it.
     pub(crate) fn keeps_the_ids_a_sku_folded(store: &impl StateStore) {
-        use orderflow_domain::{Event, EventBody, Source};
+        use orderflow_domain::{Event, Source};
         let stock = |sku: &str| EntityKey::Stock(sku.into());
         let level = |sku: &str, on_hand: u64| {
-            Event::fact(
-                stock(sku),
-                chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(on_hand as i64),
-                Source {
-                    origin: "test".into(),
-                    partition: None,
-                    offset: None,
-                    channel: None,
-                    caused_by: None,
-                },
-                EventBody::StockLevelChanged {
-                    sku: sku.into(),
-                    warehouse: "WH-HZ".into(),
-                    on_hand,
-                },
-            )
+            let at = chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(on_hand as i64);
+            Event::stock_level(sku, "WH-HZ", on_hand, at, Source::origin("test"))
         };
         let fold = |entity: &mut Entity, event: &Event, batch: &mut Batch| {
             let slot = (5, event.key.clone());

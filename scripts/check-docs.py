@@ -141,19 +141,19 @@ def load_schemas() -> dict[str, jsonschema.Validator]:
     return validators
 
 
-def check_valid_examples(validators: dict[str, jsonschema.Validator]) -> int:
+def check_accepted(paths: list[Path], validators: dict[str, jsonschema.Validator],
+                   label: str, named_for_kind: bool) -> int:
+    """Records the intake must accept: valid JSON of a known kind that passes its topic's schema
+    and the intake rules. With `named_for_kind`, each file is named for its record's kind."""
     checked = 0
-    present = {p.stem for p in EXAMPLES.glob("*.json")}
-    for kind in sorted(set(KIND_TO_TOPIC) - present):
-        problems.append(f"docs/examples/{kind}.json: missing (one example per kind)")
-    for path in sorted(EXAMPLES.glob("*.json")):
+    for path in paths:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError) as err:
             problems.append(f"{rel(path)}: not JSON: {err}")
             continue
         kind = record.get("kind") if isinstance(record, dict) else None
-        if kind != path.stem:
+        if named_for_kind and kind != path.stem:
             problems.append(f"{rel(path)}: kind is {kind!r}, the file name says {path.stem!r}")
             continue
         topic = KIND_TO_TOPIC.get(kind)
@@ -163,32 +163,23 @@ def check_valid_examples(validators: dict[str, jsonschema.Validator]) -> int:
         if topic not in validators:
             continue  # schema problem already reported
         errors = explain(validators[topic], record) + intake_rules(record)
-        problems.extend(f"{rel(path)} (valid example, {topic}): {e}" for e in errors)
+        problems.extend(f"{rel(path)} ({label}, {topic}): {e}" for e in errors)
         checked += 1
     return checked
+
+
+def check_valid_examples(validators: dict[str, jsonschema.Validator]) -> int:
+    present = {p.stem for p in EXAMPLES.glob("*.json")}
+    for kind in sorted(set(KIND_TO_TOPIC) - present):
+        problems.append(f"docs/examples/{kind}.json: missing (one example per kind)")
+    paths = sorted(EXAMPLES.glob("*.json"))
+    return check_accepted(paths, validators, "valid example", named_for_kind=True)
 
 
 def check_screened_examples(validators: dict[str, jsonschema.Validator]) -> int:
     """Accepted records that screening turns into exceptions: any kind, named for the finding."""
-    checked = 0
-    files = sorted(p for p in SCREENED.iterdir() if p.is_file()) if SCREENED.is_dir() else []
-    for path in files:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            problems.append(f"{rel(path)}: not JSON: {err}")
-            continue
-        kind = record.get("kind") if isinstance(record, dict) else None
-        topic = KIND_TO_TOPIC.get(kind)
-        if topic is None:
-            problems.append(f"{rel(path)}: kind {kind!r} belongs to no input topic")
-            continue
-        if topic not in validators:
-            continue  # schema problem already reported
-        errors = explain(validators[topic], record) + intake_rules(record)
-        problems.extend(f"{rel(path)} (accepted, screened later; {topic}): {e}" for e in errors)
-        checked += 1
-    return checked
+    paths = sorted(p for p in SCREENED.iterdir() if p.is_file()) if SCREENED.is_dir() else []
+    return check_accepted(paths, validators, "accepted, screened later", named_for_kind=False)
 
 
 def check_invalid_examples(validators: dict[str, jsonschema.Validator]) -> int:

@@ -183,29 +183,23 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
         .unwrap()
         .to_string();
     harness
-        .produce_json(
-            "in.actions",
-            &input::action(
-                "review_approved",
-                "tmall",
-                "T501",
-                "act-1",
-                "operator",
-                json!({"note": "called the buyer"}),
-            ),
+        .act(
+            "review_approved",
+            "tmall",
+            "T501",
+            "act-1",
+            "operator",
+            json!({"note": "called the buyer"}),
         )
         .await;
     harness
-        .produce_json(
-            "in.actions",
-            &input::action(
-                "exception_resolved",
-                "web",
-                "NODISTRICT",
-                "act-2",
-                "operator",
-                json!({"exception_id": exception_id, "note": "district is 西湖区"}),
-            ),
+        .act(
+            "exception_resolved",
+            "web",
+            "NODISTRICT",
+            "act-2",
+            "operator",
+            json!({"exception_id": exception_id, "note": "district is 西湖区"}),
         )
         .await;
     harness
@@ -213,16 +207,13 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
         .await;
     // Approving an order nobody asked to review changes nothing and stays in the trail.
     harness
-        .produce_json(
-            "in.actions",
-            &input::action(
-                "review_approved",
-                "tmall",
-                "T499",
-                "act-0",
-                "operator",
-                json!({}),
-            ),
+        .act(
+            "review_approved",
+            "tmall",
+            "T499",
+            "act-0",
+            "operator",
+            json!({}),
         )
         .await;
     harness
@@ -461,17 +452,21 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
     // The customer takes the refund: a refund request and a 10 CNY coupon.
     let platform = |order: &str| order.trim_start_matches("jd:").to_string();
     let choose = |order: &str, action_id: &str, choice: &str| {
-        let document = input::action(
-            "customer_choice",
-            "jd",
-            &platform(order),
-            action_id,
-            "customer",
-            json!({"choice": choice}),
-        );
+        let (order, action_id, choice) =
+            (platform(order), action_id.to_string(), choice.to_string());
         let harness = &harness;
         async move {
-            harness.produce_json("in.actions", &document).await;
+            let extra = json!({"choice": choice});
+            harness
+                .act(
+                    "customer_choice",
+                    "jd",
+                    &order,
+                    &action_id,
+                    "customer",
+                    extra,
+                )
+                .await;
         }
     };
     choose(short_r, "c-1", "refund").await;

@@ -273,6 +273,20 @@ impl Harness {
         (delivery.partition, delivery.offset)
     }
 
+    /// Produces an operator's or customer's action ([`input::action`]) to `in.actions`.
+    pub async fn act(
+        &self,
+        kind: &str,
+        channel: &str,
+        order: &str,
+        action_id: &str,
+        role: &str,
+        extra: Value,
+    ) {
+        let document = input::action(kind, channel, order, action_id, role, extra);
+        self.produce_json("in.actions", &document).await;
+    }
+
     pub async fn produce_json(&self, topic: &str, document: &Value) -> (i32, i64) {
         let key = document["platform_order_id"]
             .as_str()

@@ -121,9 +121,7 @@ impl Harness {
 
     /// Sets the consumers' clock (RFC 3339); it takes effect at their next tick.
     pub fn set_clock(&self, now: &str) {
-        let temporary = self.dir.path().join("clock.new");
-        std::fs::write(&temporary, now).unwrap();
-        std::fs::rename(&temporary, self.clock_file()).unwrap();
+        replace_file(&self.clock_file(), now);
     }
 
     fn command(&self, binary: &str) -> Command {
@@ -149,9 +147,7 @@ impl Harness {
     /// Writes the rules file (replacing it in one step, as a deploy would); consumers started
     /// afterwards use it, running ones re-read it at their next tick.
     pub fn write_rules(&self, text: &str) {
-        let temporary = self.dir.path().join("rules.toml.new");
-        std::fs::write(&temporary, text).unwrap();
-        std::fs::rename(&temporary, self.rules_file()).unwrap();
+        replace_file(&self.rules_file(), text);
     }
 
     /// Waits until a line of a consumer's log (`orderflow-state-0`) contains every needle.
@@ -544,4 +540,11 @@ pub mod input {
             json!({"reason": "buyer changed mind"}),
         )
     }
+}
+
+/// Replaces `path` in one step (write a sibling, rename it over), so a reader never sees half.
+fn replace_file(path: &Path, text: &str) {
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
 }

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::consumer::{self, BatchHandler, Committed};
 use crate::kafka::{client_config, producer, Topics};
 use crate::logread::{read_topic, Until};
-use crate::output::{deliver, Output};
+use crate::output::{send, Output, Sent};
 use crate::RuntimeError;
 
 #[derive(Debug, Serialize)]
@@ -53,11 +53,14 @@ struct Relay {
 }
 
 impl BatchHandler for Relay {
+    /// How many records the batch relayed.
+    type Done = usize;
+
     async fn handle<C: ConsumerContext>(
         &mut self,
         _consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(Sent, usize), RuntimeError> {
         if let Ok(mut window) = self.window.lock() {
             window.0.get_or_insert_with(Instant::now);
         }
@@ -70,8 +73,11 @@ impl BatchHandler for Relay {
                 headers: Vec::new(),
             })
             .collect();
-        deliver(&self.producer, &outputs).await?;
-        self.relayed.fetch_add(batch.len(), Ordering::SeqCst);
+        Ok((send(&self.producer, &outputs).await?, batch.len()))
+    }
+
+    fn acknowledged(&mut self, relayed: usize, _idle: bool) -> Result<(), RuntimeError> {
+        self.relayed.fetch_add(relayed, Ordering::SeqCst);
         if let Ok(mut window) = self.window.lock() {
             window.1 = Some(Instant::now());
         }

@@ -1,9 +1,11 @@
-//! The loop every consumer binary runs: take a batch, let the handler make its effects
-//! durable, then store the batch's offsets for the next commit.
+//! The loop every consumer binary runs: take a batch, let the handler send its outputs, go on
+//! with the next batch while the broker acknowledges them, and store each batch's offsets for
+//! the next commit once its outputs are acknowledged.
 //!
-//! Offsets are stored only after the handler returned Ok, i.e. after its outputs were
-//! acknowledged by the broker and its local state written (rust-rdkafka's at-least-once
-//! pattern); duplicates that at-least-once allows are absorbed by event ids downstream.
+//! Offsets are stored only after every output of the batch was acknowledged by the broker and
+//! the handler's own follow-up (its local state) is done, batch after batch in order
+//! (rust-rdkafka's at-least-once pattern); duplicates that at-least-once allows are absorbed by
+//! event ids downstream.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -21,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::kafka::client_config;
+use crate::output::Sent;
 use crate::RuntimeError;
 
 /// Where a partition should start when this instance is given it: the local store's
@@ -152,21 +156,39 @@ pub fn subscribe_all<P: StartPosition>(
     Ok((consumer, generation))
 }
 
-/// What a consumer does with a batch. Returning Ok means every effect of the batch is
-/// durable; the loop then stores the offsets.
+/// What a consumer does with a batch. A batch is done once the outputs [`BatchHandler::handle`]
+/// sent are acknowledged: the loop then calls [`BatchHandler::acknowledged`] and stores the
+/// batch's offsets, batch after batch in the order they were handled. Meanwhile the loop goes
+/// on with the next batches, up to [`MAX_IN_FLIGHT`] of them.
 pub trait BatchHandler {
+    /// What the handler keeps of a batch until its outputs are acknowledged.
+    type Done;
+
+    /// Handles a batch and hands its outputs to the producer.
     fn handle<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
-    ) -> impl Future<Output = Result<(), RuntimeError>>;
+    ) -> impl Future<Output = Result<(Sent, Self::Done), RuntimeError>>;
+
+    /// Runs once every output of a batch is on the broker; `idle` when no later batch is in
+    /// flight, so that everything handled so far is acknowledged.
+    fn acknowledged(&mut self, _done: Self::Done, _idle: bool) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    /// Whether the loop should let every batch in flight be acknowledged before it handles
+    /// another one.
+    fn wants_idle(&self) -> bool {
+        false
+    }
 
     /// How often [`BatchHandler::tick`] runs between batches; never if `None`.
     fn tick_every(&self) -> Option<Duration> {
         None
     }
 
-    /// Work driven by time rather than records (timers); runs between batches.
+    /// Work driven by time rather than records (timers); runs when no batch is in flight.
     fn tick<C: ConsumerContext>(
         &mut self,
         _consumer: &StreamConsumer<C>,
@@ -175,7 +197,15 @@ pub trait BatchHandler {
     }
 }
 
-/// Runs until `shutdown` resolves, then finishes the batch in hand and commits.
+/// Batches handled and not yet acknowledged, at most. Handling the next batch while the broker
+/// acknowledges the last one keeps a record from waiting for a whole round trip of the batch
+/// before it.
+pub const MAX_IN_FLIGHT: usize = 4;
+
+/// A handled batch: its last offsets, when its handling began and what the handler keeps.
+type Finished<D> = (Vec<((String, i32), i64)>, Instant, D);
+
+/// Runs until `shutdown` resolves, then lets the batches in flight finish and commits.
 pub async fn run<C, H>(
     name: &str,
     consumer: &StreamConsumer<C>,
@@ -193,44 +223,64 @@ where
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker
     });
+    let mut in_flight = FuturesOrdered::new();
+    // A tick waits for the batches in flight; no new batch starts meanwhile.
+    let mut tick_due = false;
     tokio::pin!(shutdown);
     loop {
+        if tick_due && in_flight.is_empty() {
+            tick_due = false;
+            handler.tick(consumer).await?;
+            continue;
+        }
+        let take = !tick_due
+            && in_flight.len() < MAX_IN_FLIGHT
+            && (in_flight.is_empty() || !handler.wants_idle());
         let tick = async {
             match ticker.as_mut() {
                 Some(ticker) => ticker.tick().await,
                 None => std::future::pending().await,
             }
         };
-        let chunk = tokio::select! {
+        tokio::select! {
+            biased;
             _ = &mut shutdown => break,
-            _ = tick => {
-                handler.tick(consumer).await?;
-                continue;
+            Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
+                finish(name, consumer, handler, finished, in_flight.is_empty())?;
             }
-            chunk = stream.next() => chunk,
-        };
-        let Some(chunk) = chunk else { break };
-        let mut batch = Vec::with_capacity(chunk.len());
-        for result in chunk {
-            match result {
-                Ok(message) => batch.push(message.detach()),
-                // Fetch errors (broker restarting, partition moving) are retried by the
-                // client; they are reported, not fatal.
-                Err(error) => warn!(consumer = name, %error, "consume error"),
+            _ = tick, if !tick_due => tick_due = true,
+            chunk = stream.next(), if take => {
+                let Some(chunk) = chunk else { break };
+                let mut batch = Vec::with_capacity(chunk.len());
+                for result in chunk {
+                    match result {
+                        Ok(message) => batch.push(message.detach()),
+                        // Fetch errors (broker restarting, partition moving) are retried by the
+                        // client; they are reported, not fatal.
+                        Err(error) => warn!(consumer = name, %error, "consume error"),
+                    }
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                let started = Instant::now();
+                metrics::counter!("orderflow_records_received_total", "consumer" => name.to_string())
+                    .increment(batch.len() as u64);
+                let (sent, done) = handler.handle(consumer, &batch).await?;
+                let offsets = last_offsets(&batch);
+                in_flight.push_back(async move {
+                    sent.acknowledged().await.map(|()| (offsets, started, done))
+                });
             }
         }
-        if batch.is_empty() {
-            continue;
-        }
-        let started = Instant::now();
-        handler.handle(consumer, &batch).await?;
-        store_offsets(consumer, &batch);
-        metrics::histogram!("orderflow_batch_duration_seconds", "consumer" => name.to_string())
-            .record(started.elapsed().as_secs_f64());
-        metrics::counter!("orderflow_records_received_total", "consumer" => name.to_string())
-            .increment(batch.len() as u64);
     }
-    info!(consumer = name, "draining: committing offsets");
+    info!(
+        consumer = name,
+        "draining: finishing batches in flight and committing offsets"
+    );
+    while let Some(finished) = in_flight.next().await {
+        finish(name, consumer, handler, finished, in_flight.is_empty())?;
+    }
     drop(stream);
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {}
@@ -241,8 +291,24 @@ where
     Ok(())
 }
 
-/// Stores the last offset done per partition; librdkafka commits the one after it.
-fn store_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>, batch: &[OwnedMessage]) {
+/// A batch whose outputs were acknowledged (or failed): the handler's part, then its offsets.
+fn finish<C: ConsumerContext, H: BatchHandler>(
+    name: &str,
+    consumer: &StreamConsumer<C>,
+    handler: &mut H,
+    finished: Result<Finished<H::Done>, RuntimeError>,
+    idle: bool,
+) -> Result<(), RuntimeError> {
+    let (offsets, started, done) = finished?;
+    handler.acknowledged(done, idle)?;
+    store_offsets(consumer, &offsets);
+    metrics::histogram!("orderflow_batch_duration_seconds", "consumer" => name.to_string())
+        .record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The last offset of each partition in a batch.
+fn last_offsets(batch: &[OwnedMessage]) -> Vec<((String, i32), i64)> {
     let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for message in batch {
         let entry = last
@@ -250,10 +316,20 @@ fn store_offsets<C: ConsumerContext>(consumer: &StreamConsumer<C>, batch: &[Owne
             .or_insert(message.offset());
         *entry = (*entry).max(message.offset());
     }
-    for ((topic, partition), offset) in last {
+    last.into_iter()
+        .map(|((topic, partition), offset)| ((topic.to_string(), partition), offset))
+        .collect()
+}
+
+/// Stores the last offset done per partition; librdkafka commits the one after it.
+fn store_offsets<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    offsets: &[((String, i32), i64)],
+) {
+    for ((topic, partition), offset) in offsets {
         // Fails only if the partition was revoked meanwhile; its new owner redoes the
         // batch, which the event ids make harmless.
-        if let Err(error) = consumer.store_offset(topic, partition, offset) {
+        if let Err(error) = consumer.store_offset(topic, *partition, *offset) {
             warn!(topic, partition, offset, %error, "storing offset failed");
         }
     }

@@ -14,7 +14,7 @@ use tracing::{debug, info, info_span, Instrument};
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, Committed};
 use crate::kafka::{producer, Topics};
-use crate::output::{deliver, DeadLetter, Output};
+use crate::output::{send, DeadLetter, Output, Sent};
 use crate::RuntimeError;
 
 pub struct Intake {
@@ -23,6 +23,8 @@ pub struct Intake {
     topics: Topics,
     producer: FutureProducer,
     dedup: DedupIndex,
+    /// Appended in batches still in flight: not in the dedup index until acknowledged.
+    unacknowledged: HashSet<EventId>,
 }
 
 /// The consumer name (and group id) of an input domain: `orderflow-payments`.
@@ -46,6 +48,7 @@ pub async fn run(
         topics: topics.clone(),
         producer: producer(&config.kafka)?,
         dedup,
+        unacknowledged: HashSet::new(),
     };
     let source = topics.name(input.name());
     let group = format!("{}{name}", config.kafka.topic_prefix);
@@ -62,18 +65,20 @@ pub async fn run(
 }
 
 impl BatchHandler for Intake {
+    /// The events the batch appended.
+    type Done = Vec<EventId>;
+
     async fn handle<C: ConsumerContext>(
         &mut self,
         _consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(Sent, Vec<EventId>), RuntimeError> {
         let span = info_span!("intake_batch", consumer = %self.name, records = batch.len());
         async {
             let log_topic = self.topics.order_events();
             let dlq_topic = self.topics.dlq();
             let mut outputs = Vec::with_capacity(batch.len());
             let mut appended: Vec<EventId> = Vec::new();
-            let mut in_batch: HashSet<EventId> = HashSet::new();
             for message in batch {
                 let provenance = Provenance {
                     topic: message.topic().to_string(),
@@ -97,7 +102,7 @@ impl BatchHandler for Intake {
                 };
                 match decoded {
                     Ok(event) => {
-                        let fresh = in_batch.insert(event.event_id.clone())
+                        let fresh = !self.unacknowledged.contains(&event.event_id)
                             && !self.dedup.contains(&event.event_id)?;
                         debug!(order_id = %event.key, kind = event.body.kind(), event_id = %event.event_id,
                             topic = %provenance.topic, partition = provenance.partition,
@@ -117,6 +122,7 @@ impl BatchHandler for Intake {
                             payload,
                             headers: vec![("content-type", b"application/json".to_vec())],
                         });
+                        self.unacknowledged.insert(event.event_id.clone());
                         appended.push(event.event_id);
                     }
                     Err(rejection) => {
@@ -138,13 +144,19 @@ impl BatchHandler for Intake {
                     }
                 }
             }
-            deliver(&self.producer, &outputs).await?;
-            // Remembered only once the log has them; a crash before this line lets a
-            // redelivery append them again, and the fold drops the copies.
-            self.dedup.insert_all(appended.iter())?;
-            Ok(())
+            Ok((send(&self.producer, &outputs).await?, appended))
         }
         .instrument(span)
         .await
+    }
+
+    fn acknowledged(&mut self, appended: Vec<EventId>, _idle: bool) -> Result<(), RuntimeError> {
+        // Remembered only once the log has them; a crash before this line lets a redelivery
+        // append them again, and the fold drops the copies.
+        self.dedup.insert_all(appended.iter())?;
+        for event_id in &appended {
+            self.unacknowledged.remove(event_id);
+        }
+        Ok(())
     }
 }

@@ -1,12 +1,14 @@
-//! Records to produce, as values: handlers build them, [`deliver`] sends them and waits until
-//! the broker has every one, which is when the inputs behind them may be committed.
+//! Records to produce, as values: handlers build them, [`send`] hands them to the producer and
+//! [`Sent::acknowledged`] waits until the broker has every one, which is when the inputs behind
+//! them may be committed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use orderflow_schema::Rejection;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::RuntimeError;
 
@@ -69,10 +71,36 @@ impl DeadLetter<'_> {
     }
 }
 
-/// Sends every output and waits for the broker to acknowledge all of them. Per-key order is
-/// kept by the idempotent producer; a failure here means nothing of the batch is committed.
-pub async fn deliver(producer: &FutureProducer, outputs: &[Output]) -> Result<(), RuntimeError> {
-    let sends = outputs.iter().map(|output| {
+/// Outputs handed to the producer, not yet acknowledged.
+#[must_use = "outputs are durable only once acknowledged"]
+pub struct Sent(Vec<DeliveryFuture>);
+
+impl Sent {
+    /// Resolves once the broker has acknowledged every output, or with the first failure.
+    pub async fn acknowledged(self) -> Result<(), RuntimeError> {
+        try_join_all(self.0.into_iter().map(|delivery| async {
+            match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((source, _))) => Err(RuntimeError::Kafka {
+                    context: "producing a batch".into(),
+                    source,
+                }),
+                Err(_) => Err(RuntimeError::Fatal(
+                    "the producer closed before acknowledging a record".into(),
+                )),
+            }
+        }))
+        .await?;
+        Ok(())
+    }
+}
+
+/// Hands every output to the producer without waiting for the broker, so the caller can go on
+/// with the next batch meanwhile. Per-key order is kept by the idempotent producer. Waits only
+/// while the producer's queue is full.
+pub async fn send(producer: &FutureProducer, outputs: &[Output]) -> Result<Sent, RuntimeError> {
+    let mut deliveries = Vec::with_capacity(outputs.len());
+    for output in outputs {
         let headers = output
             .headers
             .iter()
@@ -82,17 +110,38 @@ pub async fn deliver(producer: &FutureProducer, outputs: &[Output]) -> Result<()
                     value: Some(value),
                 })
             });
-        let record = FutureRecord::to(&output.topic)
+        let mut record = FutureRecord::to(&output.topic)
             .key(&output.key)
             .payload(&output.payload)
             .headers(headers);
-        producer.send(record, Duration::from_secs(30))
-    });
-    try_join_all(sends)
-        .await
-        .map_err(|(source, _)| RuntimeError::Kafka {
-            context: "producing a batch".into(),
-            source,
-        })?;
-    Ok(())
+        let full_since = Instant::now();
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((error, returned))
+                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
+                        && full_since.elapsed() < QUEUE_FULL_LIMIT =>
+                {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((source, _)) => {
+                    return Err(RuntimeError::Kafka {
+                        context: "producing a batch".into(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    Ok(Sent(deliveries))
+}
+
+/// How long a full producer queue may hold up a batch before the consumer gives up.
+const QUEUE_FULL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Sends every output and waits for the broker to acknowledge all of them; a failure here means
+/// nothing of the batch is committed.
+pub async fn deliver(producer: &FutureProducer, outputs: &[Output]) -> Result<(), RuntimeError> {
+    send(producer, outputs).await?.acknowledged().await
 }

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
 use crate::fold::{decode_log_record, Applied, Fold};
 use crate::kafka::{producer, with_retries, Topics};
-use crate::output::{deliver, DeadLetter, Output};
+use crate::output::{deliver, send, DeadLetter, Output, Sent};
 use crate::rules::{Clock, RulesSource};
 use crate::RuntimeError;
 
@@ -290,6 +290,8 @@ impl StateConsumer {
 }
 
 impl BatchHandler for StateConsumer {
+    type Done = ();
+
     fn tick_every(&self) -> Option<Duration> {
         Some(self.tick_every)
     }
@@ -347,7 +349,7 @@ impl BatchHandler for StateConsumer {
         &mut self,
         consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(Sent, ()), RuntimeError> {
         self.refresh_live_from(consumer, batch.iter().map(|message| message.partition()))?;
         let now = self.clock.now()?;
         let span = info_span!(
@@ -426,19 +428,27 @@ impl BatchHandler for StateConsumer {
                     });
                 }
             }
-            deliver(&self.producer, &outputs).await?;
-            // Every output of the batch is on the broker: what it folded may now be written.
-            // Not flushed: state and checkpoints are written in one atomic batch, and sled
-            // flushes in the background. A crash can lose the newest writes of the store, never
-            // half of one; the consumer then restarts at the older checkpoint and refolds up to
-            // the committed offset quietly, because those outputs are already on the broker.
-            if self.written.elapsed() >= WRITE_EVERY || self.fold.unwritten() >= self.cache_entities {
-                self.write_store()?;
-            }
-            Ok(())
+            Ok((send(&self.producer, &outputs).await?, ()))
         }
         .instrument(span)
         .await
+    }
+
+    fn wants_idle(&self) -> bool {
+        self.written.elapsed() >= WRITE_EVERY || self.fold.unwritten() >= self.cache_entities
+    }
+
+    fn acknowledged(&mut self, _done: (), idle: bool) -> Result<(), RuntimeError> {
+        // Idle: every output of every batch folded so far is on the broker, so what was folded
+        // may now be written. Not flushed: state and checkpoints are written in one atomic
+        // batch, and sled flushes in the background. A crash can lose the newest writes of the
+        // store, never half of one; the consumer then restarts at the older checkpoint and
+        // refolds up to the committed offset quietly, because those outputs are already on the
+        // broker.
+        if idle && self.wants_idle() {
+            self.write_store()?;
+        }
+        Ok(())
     }
 }
 

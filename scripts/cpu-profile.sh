@@ -6,7 +6,8 @@
 #   2. requests: the same consumers at RATE events/s; prints the requests per second each
 #      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s), and the run's
 #      end-to-end latency.
-# usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000; ORDERFLOW_MAX_BATCH works)
+# usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000 PROFILE_WARMUP=3;
+#                                  ORDERFLOW_MAX_BATCH works)
 #   PROFILE_BIN=DIR      run the binaries in DIR instead of target/release (for an A/B against
 #                        another commit: build it in a git worktree and point here at its
 #                        target/release); nothing is built then
@@ -17,6 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 ORDERS=${PROFILE_ORDERS:-20000}
 RATE=${PROFILE_RATE:-2000}
+WARMUP=${PROFILE_WARMUP:-3}
 BIN=${PROFILE_BIN:-target/release}
 OUT=var/profile/$$
 PIDS=()
@@ -88,7 +90,7 @@ start_consumers "$RUN_TAG.rate."
 for c in "${CONSUMERS[@]}"; do
   until grep -q "partitions assigned" "$OUT/$RUN_TAG.rate.$c.log"; do sleep 0.2; done
 done
-"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag "${RUN_TAG}r" --rate "$RATE" --json \
+"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag "${RUN_TAG}r" --rate "$RATE" --warmup "$WARMUP" --json \
   >"$OUT/rate.json" 2>"$OUT/rate.simulate.log" &
 sim=$!
 until grep -q "watching order-state" "$OUT/rate.simulate.log"; do sleep 0.2; done
@@ -111,4 +113,4 @@ for name in sorted(after, key=lambda n: before[n] - after[n]):
     print(f"requests/s to the broker: {name} {(after[name] - before[name]) / 5:.0f}")
 PY
 wait "$sim" || echo "the rate run reported a mismatch" >&2
-python3 -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency_ms"]; print("latency ms at %s events/s: p50 %.1f, p99 %.1f, max %.1f" % (sys.argv[2], l["p50"], l["p99"], l["max"]))' "$OUT/rate.json" "$RATE"
+python3 -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency_ms"]; print("latency ms at %s events/s after a %s s warm-up: p50 %.1f, p99 %.1f, max %.1f" % (sys.argv[2], sys.argv[3], l["p50"], l["p99"], l["max"]))' "$OUT/rate.json" "$RATE" "$WARMUP"

@@ -155,6 +155,10 @@ struct SimulateArgs {
     /// Seconds to wait after the last send for every fact to show on order-state.
     #[arg(long, default_value_t = 120)]
     settle_timeout: u64,
+    /// Seconds at the start whose facts are timed apart (reported as the warm-up), so the
+    /// latency figures are of the steady state.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
     /// Print JSON instead of a summary.
     #[arg(long)]
     json: bool,
@@ -384,6 +388,12 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeErro
             mix,
             rate: Some(args.rate).filter(|rate| *rate > 0),
             settle_timeout: std::time::Duration::from_secs(args.settle_timeout),
+            warmup: std::time::Duration::try_from_secs_f64(args.warmup).map_err(|_| {
+                RuntimeError::Config(format!(
+                    "--warmup {} is not a number of seconds; expected 0 or more",
+                    args.warmup
+                ))
+            })?,
         },
     )
     .await?;
@@ -410,6 +420,13 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeErro
             println!(
                 "  {channel:<8} p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
                 l.p50, l.p99, l.max, l.count
+            );
+        }
+        if report.warmup_seconds > 0.0 {
+            let l = &report.warmup_latency_ms;
+            println!(
+                "  warm-up, the first {:.1}s (not in the figures above): p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
+                report.warmup_seconds, l.p50, l.p99, l.max, l.count
             );
         }
         let v = &report.verdict;

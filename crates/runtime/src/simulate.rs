@@ -33,6 +33,10 @@ pub struct Options {
     pub rate: Option<u64>,
     /// How long to wait for the pipeline to reflect every fact after the last send.
     pub settle_timeout: Duration,
+    /// Facts first sent this early in the run are timed apart from the rest: clients
+    /// connecting, producers getting their ids and a cold broker make them slower than the
+    /// steady state the run is meant to measure.
+    pub warmup: Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,8 +52,12 @@ pub struct Report {
     pub pipeline_events_per_second: f64,
     pub facts: usize,
     pub facts_not_reflected: usize,
+    /// Of facts first sent after the warm-up.
     pub latency_ms: Latency,
     pub latency_ms_by_channel: BTreeMap<String, Latency>,
+    pub warmup_seconds: f64,
+    /// Of facts first sent during the warm-up.
+    pub warmup_latency_ms: Latency,
     pub dead_letters: usize,
     pub verdict: Verdict,
 }
@@ -81,8 +89,10 @@ impl Latency {
 /// Facts sent and not yet seen on `order-state`, with what latency they have.
 #[derive(Default)]
 struct Tracker {
-    pending: HashMap<String, (Instant, Channel)>,
+    /// When each was sent, its channel, and whether it was sent during the warm-up.
+    pending: HashMap<String, (Instant, Channel, bool)>,
     overall: Option<Histogram<u64>>,
+    warmup: Option<Histogram<u64>>,
     by_channel: BTreeMap<Channel, Histogram<u64>>,
     first_seen: Option<Instant>,
     last_seen: Option<Instant>,
@@ -105,6 +115,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
     let topics = Topics::new(&config.kafka.topic_prefix);
     let tracker = Arc::new(Mutex::new(Tracker {
         overall: Some(histogram()),
+        warmup: Some(histogram()),
         ..Tracker::default()
     }));
     let watcher = watch_state(config, &topics, Arc::clone(&tracker))?;
@@ -126,9 +137,11 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
             .filter(|f| sent.insert(f.event_id.clone()))
         {
             if let Ok(mut tracker) = tracker.lock() {
+                let now = Instant::now();
+                let warming = now.duration_since(started) < options.warmup;
                 tracker
                     .pending
-                    .insert(fact.event_id.to_string(), (Instant::now(), fact.channel));
+                    .insert(fact.event_id.to_string(), (now, fact.channel, warming));
             }
         }
         let topic = topics.name(record.topic.name());
@@ -228,6 +241,8 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
             .iter()
             .map(|(c, h)| (c.to_string(), Latency::of(h)))
             .collect(),
+        warmup_seconds: options.warmup.as_secs_f64(),
+        warmup_latency_ms: tracker.warmup.as_ref().map(Latency::of).unwrap_or_default(),
         dead_letters,
         verdict,
     })
@@ -298,16 +313,22 @@ fn watch_state(
                 return;
             };
             for id in String::from_utf8_lossy(ids).split(',') {
-                if let Some((sent, channel)) = tracker.pending.remove(id) {
+                if let Some((sent, channel, warming)) = tracker.pending.remove(id) {
                     let micros = now.duration_since(sent).as_micros().max(1) as u64;
-                    if let Some(overall) = tracker.overall.as_mut() {
-                        let _ = overall.record(micros);
+                    if warming {
+                        if let Some(warmup) = tracker.warmup.as_mut() {
+                            let _ = warmup.record(micros);
+                        }
+                    } else {
+                        if let Some(overall) = tracker.overall.as_mut() {
+                            let _ = overall.record(micros);
+                        }
+                        let _ = tracker
+                            .by_channel
+                            .entry(channel)
+                            .or_insert_with(histogram)
+                            .record(micros);
                     }
-                    let _ = tracker
-                        .by_channel
-                        .entry(channel)
-                        .or_insert_with(histogram)
-                        .record(micros);
                     tracker.reflected += 1;
                     tracker.first_seen.get_or_insert(now);
                     tracker.last_seen = Some(now);

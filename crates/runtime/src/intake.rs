@@ -2,6 +2,7 @@
 //! appends canonical events to the order event log and dead-letters what it can't accept.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use orderflow_domain::EventId;
 use orderflow_schema::{decode, InputTopic, Provenance, Rejection, RejectionKind};
@@ -23,9 +24,18 @@ pub struct Intake {
     topics: Topics,
     producer: FutureProducer,
     dedup: DedupIndex,
-    /// Appended in batches still in flight: not in the dedup index until acknowledged.
-    unacknowledged: HashSet<EventId>,
+    /// Appended and not in the dedup index yet: in batches still in flight, or acknowledged
+    /// and waiting for the next index write.
+    unindexed: HashSet<EventId>,
+    /// Acknowledged, to be added to the dedup index at its next write.
+    acknowledged: Vec<EventId>,
+    indexed: Instant,
 }
+
+/// How often the intake adds acknowledged event ids to its dedup index, at most. Writing it
+/// after every batch kept sled's IO threads busy with many small writes; a crash loses at most
+/// this much of the index, and the copies a redelivery then appends are dropped by the fold.
+const INDEX_EVERY: Duration = Duration::from_millis(500);
 
 /// The consumer name (and group id) of an input domain: `orderflow-payments`.
 pub fn consumer_name(input: InputTopic) -> String {
@@ -48,7 +58,9 @@ pub async fn run(
         topics: topics.clone(),
         producer: producer(&config.kafka)?,
         dedup,
-        unacknowledged: HashSet::new(),
+        unindexed: HashSet::new(),
+        acknowledged: Vec::new(),
+        indexed: Instant::now(),
     };
     let source = topics.name(input.name());
     let group = format!("{}{name}", config.kafka.topic_prefix);
@@ -61,7 +73,20 @@ pub async fn run(
         &mut intake,
         shutdown,
     )
-    .await
+    .await?;
+    intake.write_index()
+}
+
+impl Intake {
+    /// Adds the acknowledged event ids to the dedup index.
+    fn write_index(&mut self) -> Result<(), RuntimeError> {
+        self.dedup.insert_all(self.acknowledged.iter())?;
+        for event_id in self.acknowledged.drain(..) {
+            self.unindexed.remove(&event_id);
+        }
+        self.indexed = Instant::now();
+        Ok(())
+    }
 }
 
 impl BatchHandler for Intake {
@@ -102,7 +127,7 @@ impl BatchHandler for Intake {
                 };
                 match decoded {
                     Ok(event) => {
-                        let fresh = !self.unacknowledged.contains(&event.event_id)
+                        let fresh = !self.unindexed.contains(&event.event_id)
                             && !self.dedup.contains(&event.event_id)?;
                         debug!(order_id = %event.key, kind = event.body.kind(), event_id = %event.event_id,
                             topic = %provenance.topic, partition = provenance.partition,
@@ -122,7 +147,7 @@ impl BatchHandler for Intake {
                             payload,
                             headers: vec![("content-type", b"application/json".to_vec())],
                         });
-                        self.unacknowledged.insert(event.event_id.clone());
+                        self.unindexed.insert(event.event_id.clone());
                         appended.push(event.event_id);
                     }
                     Err(rejection) => {
@@ -151,11 +176,11 @@ impl BatchHandler for Intake {
     }
 
     fn acknowledged(&mut self, appended: Vec<EventId>, _idle: bool) -> Result<(), RuntimeError> {
-        // Remembered only once the log has them; a crash before this line lets a redelivery
-        // append them again, and the fold drops the copies.
-        self.dedup.insert_all(appended.iter())?;
-        for event_id in &appended {
-            self.unacknowledged.remove(event_id);
+        // Indexed only once the log has them; a crash before the index write lets a
+        // redelivery append them again, and the fold drops the copies.
+        self.acknowledged.extend(appended);
+        if self.indexed.elapsed() >= INDEX_EVERY {
+            self.write_index()?;
         }
         Ok(())
     }

@@ -35,9 +35,9 @@ pub enum Applied {
 ///
 /// Entities are folded in memory and written to the store, with the partitions' checkpoints,
 /// in one atomic batch by [`Fold::write`], which the caller runs when it chooses (the state
-/// consumer every few hundred milliseconds, the replay every 100 000 records). Written
-/// entities stay in a cache of recently used ones, so a fold reads the store only for an
-/// entity it hasn't seen lately. The cache always equals what the store holds; what was folded
+/// consumer every few hundred milliseconds, the replay when the unwritten entities fill the
+/// cache). Written entities stay in a cache of recently used ones, so a fold reads the store
+/// only for an entity it hasn't seen lately. The cache always equals what the store holds; what was folded
 /// and not yet written is lost with the process, and the store's older checkpoint is where
 /// folding resumes.
 pub struct Fold {

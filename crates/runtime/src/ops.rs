@@ -93,7 +93,6 @@ pub async fn replay(
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut events = 0u64;
     let mut fold = Fold::new(config.consumer.cache_entities);
-    let mut pending = 0usize;
     let mut partitions: BTreeMap<i32, ()> = BTreeMap::new();
     if let Until::Offsets(targets) = &until {
         partitions.extend(targets.keys().map(|p| (*p, ())));
@@ -109,12 +108,10 @@ pub async fn replay(
             }
             Err(_) => fold.skip(partition, offset),
         }
-        pending += 1;
-        // Large chunks: an order's events are spread over the log, and every chunk that touches
-        // an order stores its state once.
-        if pending >= 100_000 {
+        // Written only when the folded entities fill the cache: an order's events are spread
+        // over the log, and every write that follows one of them stores its state again.
+        if fold.unwritten() >= config.consumer.cache_entities {
             fold.write(&store)?;
-            pending = 0;
         }
         last = Some(Instant::now());
         Ok(())

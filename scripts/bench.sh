@@ -5,12 +5,13 @@
 #   2. replay: `orderflow replay` of the resulting log vs a raw read of it; ratio.
 #   3. latency: end-to-end (input topic -> order-state) at a fixed rate, HDR percentiles of
 #      the steady state: facts sent in the first BENCH_WARMUP seconds (clients connecting,
-#      producers getting their ids) are reported apart.
+#      producers getting their ids) are reported apart; and the same facts' latency per hop
+#      (input -> log -> order-state) from the records' create times.
 #   4. scale-out: the preloaded drain with 1, 2 and 3 state consumers (6 partitions), and a run
 #      where copies join and leave mid-run, verification on each.
 # Results: var/bench/results.jsonl (one JSON report per line) and a summary on stdout.
 #
-# usage: scripts/bench.sh  (BENCH_ORDERS=40000 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000 BENCH_WARMUP=3)
+# usage: scripts/bench.sh  (BENCH_ORDERS=40000 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000 BENCH_WARMUP=3, whole seconds)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -99,6 +100,7 @@ for c in orders payments shipments inventory state; do
   wait_for_line "$OUT/logs/${ORDERFLOW_TOPIC_PREFIX}orderflow-$c-0.log" "partitions assigned" 60
 done
 "$BIN/orderflow" simulate --orders "$LATENCY_ORDERS" --seed 43 --tag Blat --rate "$RATE" --warmup "$WARMUP" --json >"$OUT/latency.json" || echo "latency run reported a mismatch" >&2
+"$BIN/orderflow" bench hops --skip-seconds "$WARMUP" >"$OUT/hops.json"
 for pid in "${LAT_PIDS[@]}"; do stop "$pid"; done
 
 for copies in 1 2 3; do
@@ -138,6 +140,8 @@ rows.append(("raw log read (records/s)", f"{raw['records_per_second']:.0f}"))
 rows.append(("replay / raw read", f"{rep_rate / raw['records_per_second']:.2f}"))
 L = lat['latency_ms']
 rows.append((f"latency ms p50/p90/p99/p99.9/max", f"{L['p50']:.1f} / {L['p90']:.1f} / {L['p99']:.1f} / {L['p999']:.1f} / {L['max']:.1f} (n={L['count']})"))
+H = j("hops.json")
+rows.append(("latency ms per hop after the warm-up, p50/p99", f"intake {H['intake_ms']['p50']:.0f}/{H['intake_ms']['p99']:.0f}, state {H['state_ms']['p50']:.0f}/{H['state_ms']['p99']:.0f}, both {H['total_ms']['p50']:.0f}/{H['total_ms']['p99']:.0f} (n={H['facts']})"))
 W = lat['warmup_latency_ms']
 rows.append((f"latency ms in the first {lat['warmup_seconds']:.0f} s, p50/p99/max", f"{W['p50']:.1f} / {W['p99']:.1f} / {W['max']:.1f} (n={W['count']})"))
 for name in ["throughput", "latency", "scale1", "scale2", "scale3", "rebalance"]:
@@ -148,6 +152,6 @@ for name in ["throughput", "latency", "scale1", "scale2", "scale3", "rebalance"]
 for k, v in rows:
     print(f"| {k} | {v} |")
 with open(out / "results.jsonl", "w") as f:
-    for name in ["throughput", "throughput.relay", "replay", "read-log", "latency", "scale1", "scale2", "scale3", "rebalance"]:
+    for name in ["throughput", "throughput.relay", "replay", "read-log", "latency", "hops", "scale1", "scale2", "scale3", "rebalance"]:
         f.write(json.dumps({name: j(f"{name}.json")}) + "\n")
 PY

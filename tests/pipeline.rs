@@ -617,4 +617,21 @@ async fn a_short_simulation_with_every_kind_of_mess_verifies_with_no_mismatch() 
     );
     assert!(steady > 0 && warmup > 0, "{report}");
     assert_eq!(Some(steady + warmup), report["facts"].as_u64());
+
+    // Every fact is found again hop by hop: its input record, its log record, its snapshot.
+    let output = harness.cli(&["bench", "hops", "--skip-seconds", "0"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hops: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(hops["facts"], report["facts"], "{hops}");
+    assert_eq!(hops["skipped"], 0);
+    for hop in ["intake_ms", "state_ms"] {
+        assert!(
+            hops[hop]["p50"].as_f64().unwrap() <= hops["total_ms"]["p50"].as_f64().unwrap(),
+            "{hops}"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Baselines the pipeline is measured against, through the same broker in the same run:
-//! a plain consume→produce relay of the input topics, and a raw read of the order event log.
+//! a plain consume→produce relay of the input topics, and a raw read of the order event log;
+//! and where a fact's latency goes, hop by hop, from the records' timestamps.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,11 +13,16 @@ use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use serde::Serialize;
 
+use orderflow_schema::InputTopic;
+
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, Committed};
-use crate::kafka::{client_config, producer, Topics};
+use crate::fold::decode_log_record;
+use crate::kafka::{client_config, header, producer, Topics};
 use crate::logread::{read_topic, Until};
 use crate::output::{send, Output, Sent};
+use crate::simulate::{histogram, Latency};
+use crate::state::EVENT_IDS_HEADER;
 use crate::RuntimeError;
 
 #[derive(Debug, Serialize)]
@@ -162,4 +169,99 @@ pub async fn read_log(config: &Config) -> Result<Rate, RuntimeError> {
     )
     .await?;
     Ok(Rate::new(records, first, last))
+}
+
+/// Per-hop latency of the facts on a deployment's topics, in ms.
+#[derive(Debug, Serialize)]
+pub struct Hops {
+    /// Facts whose input record, log record and first snapshot were all found.
+    pub facts: u64,
+    /// Facts sent in the first `skip` seconds, left out.
+    pub skipped: u64,
+    /// Input record produced → its log record produced (the intake consumer).
+    pub intake_ms: Latency,
+    /// Log record produced → the first `order-state` snapshot naming it produced (the state
+    /// consumer).
+    pub state_ms: Latency,
+    /// Both hops: input record produced → the snapshot produced.
+    pub total_ms: Latency,
+}
+
+/// Joins every input record to the log record its fact became (by the log record's source
+/// topic, partition and offset) and to the first snapshot that reflects it (by the
+/// `orderflow.event-ids` header), and times each hop by the records' create times, which
+/// their producers set. Facts sent in the first `skip` are left out.
+pub async fn hops(config: &Config, skip: Duration) -> Result<Hops, RuntimeError> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let until = || Until::End {
+        quiet: crate::ops::END_QUIET,
+    };
+    let created = |message: &rdkafka::message::BorrowedMessage<'_>| message.timestamp().to_millis();
+    // Input record → when it was produced.
+    let mut sent: HashMap<(String, i32, i64), i64> = HashMap::new();
+    for input in InputTopic::ALL {
+        let topic = topics.name(input.name());
+        read_topic(&config.kafka, &topic, until(), |message| {
+            if let Some(at) = created(message) {
+                sent.insert((topic.clone(), message.partition(), message.offset()), at);
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    // Fact → when its input and its log record were produced.
+    let mut logged: HashMap<String, (i64, i64)> = HashMap::new();
+    read_topic(&config.kafka, &topics.order_events(), until(), |message| {
+        let (Ok(event), Some(at)) = (
+            decode_log_record(message.payload().unwrap_or_default()),
+            created(message),
+        ) else {
+            return Ok(());
+        };
+        let source = &event.source;
+        if let (Some(partition), Some(offset)) = (source.partition, source.offset) {
+            if let Some(input_at) = sent.get(&(source.origin.clone(), partition, offset)) {
+                logged
+                    .entry(event.event_id.to_string())
+                    .or_insert((*input_at, at));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let first_sent = logged.values().map(|(input_at, _)| *input_at).min();
+    let skip_until = first_sent.unwrap_or_default() + skip.as_millis() as i64;
+    let (mut intake, mut state, mut total) = (histogram(), histogram(), histogram());
+    let (mut facts, mut skipped) = (0, 0);
+    read_topic(&config.kafka, &topics.order_state(), until(), |message| {
+        let (Some(ids), Some(at)) = (
+            header(message.headers(), EVENT_IDS_HEADER),
+            created(message),
+        ) else {
+            return Ok(());
+        };
+        for id in String::from_utf8_lossy(ids).split(',') {
+            let Some((input_at, log_at)) = logged.remove(id) else {
+                continue;
+            };
+            if input_at < skip_until {
+                skipped += 1;
+                continue;
+            }
+            facts += 1;
+            let micros = |from: i64, to: i64| (to - from).max(0) as u64 * 1_000 + 1;
+            let _ = intake.record(micros(input_at, log_at));
+            let _ = state.record(micros(log_at, at));
+            let _ = total.record(micros(input_at, at));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Hops {
+        facts,
+        skipped,
+        intake_ms: Latency::of(&intake),
+        state_ms: Latency::of(&state),
+        total_ms: Latency::of(&total),
+    })
 }

@@ -97,7 +97,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Baselines for benchmarks: a plain relay of the input topics, a raw read of the log.
+    /// Baselines for benchmarks (a plain relay of the input topics, a raw read of the log) and
+    /// the latency of each hop.
     Bench {
         #[command(subcommand)]
         action: BenchAction,
@@ -173,6 +174,13 @@ enum BenchAction {
     },
     /// Read `order-events` from the beginning to the end, doing nothing else.
     ReadLog,
+    /// Where the facts' latency went, hop by hop (input → log → order-state), from the create
+    /// times of the records on the topics.
+    Hops {
+        /// Leave out the facts sent in the first SECONDS (a run's warm-up).
+        #[arg(long, default_value_t = 0)]
+        skip_seconds: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +237,11 @@ pub fn operator_main() -> ExitCode {
             Command::Bench {
                 action: BenchAction::ReadLog,
             } => print_json(&crate::bench::read_log(&config).await?),
+            Command::Bench {
+                action: BenchAction::Hops { skip_seconds },
+            } => print_json(
+                &crate::bench::hops(&config, std::time::Duration::from_secs(skip_seconds)).await?,
+            ),
             Command::Exceptions { since, now, json } => {
                 exceptions(&config, since.as_deref(), now.as_deref(), json).await
             }

@@ -73,7 +73,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(histogram: &Histogram<u64>) -> Latency {
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
         let ms = |micros: u64| micros as f64 / 1_000.0;
         Latency {
             count: histogram.len(),
@@ -101,7 +101,7 @@ struct Tracker {
 
 // 1 µs to 10 min at 3 significant digits: constant, valid bounds, so creation can't fail.
 #[allow(clippy::expect_used)]
-fn histogram() -> Histogram<u64> {
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
 }
 

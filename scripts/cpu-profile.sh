@@ -13,6 +13,7 @@
 #                        target/release); nothing is built then
 #   ORDERFLOW_BROKERS    use this running broker instead of starting (and stopping) a fresh one,
 #                        so that alternating A/B runs share one broker
+#   KAFKA_TEST_JIT=quick the broker it starts uses the test harness's C1-only JIT
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -35,6 +36,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$OUT"
 OWN_BROKER=${ORDERFLOW_BROKERS:-}
+export KAFKA_TEST_JIT=${KAFKA_TEST_JIT:-full} # as bench.sh: a broker compiled as in production
 if [[ -z ${PROFILE_BIN:-} ]]; then cargo build --release --locked >&2; fi
 if [[ -z $OWN_BROKER ]]; then ORDERFLOW_BROKERS=$(scripts/kafka.sh start); fi
 export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info

@@ -14,6 +14,8 @@
 #   JAVA_HOME             JDK to run the broker (default: `java` on PATH)
 #   KAFKA_TEST_HEAP_OPTS  heap flags (default: -Xms256m -Xmx512m)
 #   KAFKA_TEST_CDS=0      do not record/use the class-data-sharing archive (faster-start cache)
+#   KAFKA_TEST_JIT=full   compile hot code fully (C2) instead of the quick-start C1 only: slower to
+#                         start and warm up, less CPU per request once warm (benchmarks)
 #   BROKER_START_TIMEOUT  seconds to wait for the broker to serve metadata (default 90)
 #   BROKER_LOCK_WAIT      seconds to wait for the lock (default 600)
 set -euo pipefail
@@ -51,8 +53,10 @@ broker_pattern() { echo "$RUN/server.properties"; }
 jvm_opts() {
   # shellcheck disable=SC2206 # word splitting of the heap flags is intended
   local heap=(${KAFKA_TEST_HEAP_OPTS:--Xms256m -Xmx512m})
-  printf '%s\n' "${heap[@]}" \
-    -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m \
+  local jit=(-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m)
+  if [[ ${KAFKA_TEST_JIT:-quick} == full ]]; then jit=(-XX:ReservedCodeCacheSize=240m); fi
+  printf '%s\n' "${heap[@]}" "${jit[@]}" \
+    -XX:+UseSerialGC \
     -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$DEPLOY/log4j2.properties" "-Dkafka.logs.dir=$RUN"
   if [[ -n $CDS && -f $CDS ]]; then echo "-XX:SharedArchiveFile=$CDS"; fi

@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures::channel::oneshot::Canceled;
 use futures::future::try_join_all;
 use orderflow_schema::Rejection;
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -78,20 +80,30 @@ pub struct Sent(Vec<DeliveryFuture>);
 impl Sent {
     /// Resolves once the broker has acknowledged every output, or with the first failure.
     pub async fn acknowledged(self) -> Result<(), RuntimeError> {
-        try_join_all(self.0.into_iter().map(|delivery| async {
-            match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((source, _))) => Err(RuntimeError::Kafka {
-                    context: "producing a batch".into(),
-                    source,
-                }),
-                Err(_) => Err(RuntimeError::Fatal(
-                    "the producer closed before acknowledging a record".into(),
-                )),
-            }
-        }))
+        try_join_all(
+            self.0
+                .into_iter()
+                .map(|delivery| async { delivered(delivery.await, "producing a batch") }),
+        )
         .await?;
         Ok(())
+    }
+}
+
+/// What became of one record handed to the producer: Ok once the broker acknowledged it.
+pub fn delivered(
+    delivery: Result<OwnedDeliveryResult, Canceled>,
+    context: &str,
+) -> Result<(), RuntimeError> {
+    match delivery {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((source, _))) => Err(RuntimeError::Kafka {
+            context: context.to_string(),
+            source,
+        }),
+        Err(_) => Err(RuntimeError::Fatal(format!(
+            "{context}: the producer closed before acknowledging a record"
+        ))),
     }
 }
 

@@ -23,7 +23,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::kafka::{client_config, header, producer, with_retries, Topics};
 use crate::logread::{read_topic, Until};
-use crate::output::dlq_headers;
+use crate::output::{delivered, dlq_headers};
 use crate::state::EVENT_IDS_HEADER;
 use crate::RuntimeError;
 
@@ -164,7 +164,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
                 {
                     pending = returned;
                     match in_flight.next().await {
-                        Some(delivery) => check_delivery(delivery)?,
+                        Some(delivery) => delivered(delivery, "sending a simulated record")?,
                         None => tokio::time::sleep(Duration::from_millis(1)).await,
                     }
                 }
@@ -186,7 +186,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         }
     }
     while let Some(delivery) = in_flight.next().await {
-        check_delivery(delivery)?;
+        delivered(delivery, "sending a simulated record")?;
     }
     let send_seconds = started.elapsed().as_secs_f64();
     eprintln!(
@@ -246,24 +246,6 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         dead_letters,
         verdict,
     })
-}
-
-fn check_delivery(
-    delivery: Result<
-        rdkafka::producer::future_producer::OwnedDeliveryResult,
-        futures::channel::oneshot::Canceled,
-    >,
-) -> Result<(), RuntimeError> {
-    match delivery {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((source, _))) => Err(RuntimeError::Kafka {
-            context: "sending a simulated record".into(),
-            source,
-        }),
-        Err(_) => Err(RuntimeError::Fatal(
-            "the producer dropped a simulated record".into(),
-        )),
-    }
 }
 
 /// Follows `order-state` from its current end and records the latency of every fact named.

@@ -5,7 +5,7 @@
 #      the wall time until every fact is reflected on order-state.
 #   2. requests: the same consumers at RATE events/s; prints the requests per second each
 #      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s), and the run's
-#      end-to-end latency.
+#      end-to-end latency, overall and per hop (`orderflow bench hops`).
 # usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000 PROFILE_WARMUP=3;
 #                                  ORDERFLOW_MAX_BATCH works)
 #   PROFILE_BIN=DIR      run the binaries in DIR instead of target/release (for an A/B against
@@ -92,7 +92,10 @@ start_consumers "$RUN_TAG.rate."
 for c in "${CONSUMERS[@]}"; do
   until grep -q "partitions assigned" "$OUT/$RUN_TAG.rate.$c.log"; do sleep 0.2; done
 done
-"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag "${RUN_TAG}r" --rate "$RATE" --warmup "$WARMUP" --json \
+# (no --warmup at 0, so that binaries from before the option run too)
+WARMUP_ARGS=()
+if [[ $WARMUP != 0 ]]; then WARMUP_ARGS=(--warmup "$WARMUP"); fi
+"$BIN/orderflow" simulate --orders $((RATE * 4)) --seed 43 --tag "${RUN_TAG}r" --rate "$RATE" "${WARMUP_ARGS[@]}" --json \
   >"$OUT/rate.json" 2>"$OUT/rate.simulate.log" &
 sim=$!
 until grep -q "watching order-state" "$OUT/rate.simulate.log"; do sleep 0.2; done
@@ -116,3 +119,8 @@ for name in sorted(after, key=lambda n: before[n] - after[n]):
 PY
 wait "$sim" || echo "the rate run reported a mismatch" >&2
 python3 -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency_ms"]; print("latency ms at %s events/s after a %s s warm-up: p50 %.1f, p99 %.1f, max %.1f" % (sys.argv[2], sys.argv[3], l["p50"], l["p99"], l["max"]))' "$OUT/rate.json" "$RATE" "$WARMUP"
+if "$BIN/orderflow" bench hops --skip-seconds "$WARMUP" >"$OUT/hops.json" 2>"$OUT/hops.log"; then
+  python3 -c 'import json, sys; h = json.load(open(sys.argv[1])); print("latency ms per hop, p50 / p99: intake %.0f / %.0f, state %.0f / %.0f (n=%d)" % (h["intake_ms"]["p50"], h["intake_ms"]["p99"], h["state_ms"]["p50"], h["state_ms"]["p99"], h["facts"]))' "$OUT/hops.json"
+else
+  echo "latency per hop: not measured ($(head -c 300 "$OUT/hops.log"))"
+fi

@@ -15,7 +15,7 @@
 #   TEST_TIMEOUT_KAFKA  seconds allowed for running `cargo test --workspace` against Kafka (default 480)
 #   TEST_TIMEOUT_TANSU  seconds allowed for the Tansu run (default 300)
 
-# shellcheck disable=SC2317 # the functions below run indirectly: through `step`, or as the trap
+# shellcheck disable=SC2317,SC2329 # the functions below run indirectly: through `step`, or as the trap
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,11 +87,7 @@ python_tools() {
 }
 
 shell_lint() {
-  if ! command -v shellcheck >/dev/null 2>&1; then
-    echo "shellcheck is not installed; skipped"
-    return 0
-  fi
-  shellcheck -x scripts/*.sh .ci/run
+  "$VENV/bin/shellcheck" -x scripts/*.sh .ci/run
 }
 
 # with_broker KIND : start a fresh broker with scripts/KIND.sh; its bootstrap goes in BOOTSTRAP.

@@ -37,9 +37,9 @@ pub enum Applied {
 /// in one atomic batch by [`Fold::write`], which the caller runs when it chooses (the state
 /// consumer every few hundred milliseconds, the replay when the unwritten entities fill the
 /// cache). Written entities stay in a cache of recently used ones, so a fold reads the store
-/// only for an entity it hasn't seen lately. The cache always equals what the store holds; what was folded
-/// and not yet written is lost with the process, and the store's older checkpoint is where
-/// folding resumes.
+/// only for an entity it hasn't seen lately. The cache always equals what the store holds;
+/// what was folded and not yet written is lost with the process, and the store's older
+/// checkpoint is where folding resumes.
 pub struct Fold {
     /// Written, as the store holds them, least recently used evicted first.
     cache: LruCache<(i32, EntityKey), Entity>,

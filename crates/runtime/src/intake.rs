@@ -2,7 +2,7 @@
 //! appends canonical events to the order event log and dead-letters what it can't accept.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use orderflow_domain::EventId;
 use orderflow_schema::{decode, InputTopic, Provenance, Rejection, RejectionKind};
@@ -29,12 +29,12 @@ pub struct Intake {
     unindexed: HashSet<EventId>,
     /// Acknowledged, to be added to the dedup index at its next write.
     acknowledged: Vec<EventId>,
-    indexed: Instant,
 }
 
-/// How often the intake adds acknowledged event ids to its dedup index, at most. Writing it
-/// after every batch kept sled's IO threads busy with many small writes; a crash loses at most
-/// this much of the index, and the copies a redelivery then appends are dropped by the fold.
+/// How often the intake adds acknowledged event ids to its dedup index (a tick, when no batch
+/// is in flight). Writing it after every batch kept sled's IO threads busy with many small
+/// writes; a crash loses at most this much of the index, and the copies a redelivery then
+/// appends are dropped by the fold.
 const INDEX_EVERY: Duration = Duration::from_millis(500);
 
 /// The consumer name (and group id) of an input domain: `orderflow-payments`.
@@ -60,7 +60,6 @@ pub async fn run(
         dedup,
         unindexed: HashSet::new(),
         acknowledged: Vec::new(),
-        indexed: Instant::now(),
     };
     let source = topics.name(input.name());
     let group = format!("{}{name}", config.kafka.topic_prefix);
@@ -84,7 +83,6 @@ impl Intake {
         for event_id in self.acknowledged.drain(..) {
             self.unindexed.remove(&event_id);
         }
-        self.indexed = Instant::now();
         Ok(())
     }
 }
@@ -179,9 +177,20 @@ impl BatchHandler for Intake {
         // Indexed only once the log has them; a crash before the index write lets a
         // redelivery append them again, and the fold drops the copies.
         self.acknowledged.extend(appended);
-        if self.indexed.elapsed() >= INDEX_EVERY {
-            self.write_index()?;
-        }
         Ok(())
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        Some(INDEX_EVERY)
+    }
+
+    async fn tick<C: ConsumerContext>(
+        &mut self,
+        _consumer: &StreamConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        if self.acknowledged.is_empty() {
+            return Ok(());
+        }
+        self.write_index()
     }
 }

@@ -24,7 +24,7 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> RuntimeError {
+    pub fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> RuntimeError {
         let context = context.into();
         move |source| RuntimeError::Kafka { context, source }
     }

@@ -11,11 +11,11 @@ use rdkafka::Message;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
-use crate::fold::{decode_log_record, Fold};
-use crate::kafka::{create_topics, Topics};
-use crate::logread::{read_topic, Until};
-use crate::RuntimeError;
+use orderflow_runtime::config::Config;
+use orderflow_runtime::fold::{decode_log_record, Fold};
+use orderflow_runtime::kafka::{create_topics, Topics};
+use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_runtime::RuntimeError;
 
 pub async fn topics_create(config: &Config) -> Result<(), RuntimeError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
@@ -264,17 +264,17 @@ pub async fn feed(config: &Config, lines: &str) -> Result<usize, RuntimeError> {
             serde_json::Value::String(raw) => raw.into_bytes(),
             other => other.to_string().into_bytes(),
         };
-        outputs.push(crate::output::Output {
+        outputs.push(orderflow_runtime::output::Output {
             topic: topics.name(&record.topic),
             key: record.key.unwrap_or_default().into_bytes(),
             payload,
             headers: Vec::new(),
         });
     }
-    let producer = crate::kafka::producer(&config.kafka)?;
+    let producer = orderflow_runtime::kafka::producer(&config.kafka)?;
     // One record at a time keeps the file's order across topics, as a platform would send it.
     for output in &outputs {
-        crate::output::deliver(&producer, std::slice::from_ref(output)).await?;
+        orderflow_runtime::output::deliver(&producer, std::slice::from_ref(output)).await?;
     }
     Ok(outputs.len())
 }
@@ -312,8 +312,8 @@ pub struct Summary {
 }
 
 pub async fn summary(config: &Config) -> Result<Summary, RuntimeError> {
-    use crate::kafka::header;
-    use crate::output::dlq_headers;
+    use orderflow_runtime::kafka::header;
+    use orderflow_runtime::output::dlq_headers;
     let topics = Topics::new(&config.kafka.topic_prefix);
     let until = || Until::End { quiet: END_QUIET };
     let orders = latest_states(config, &topics).await?;

@@ -15,15 +15,15 @@ use serde::Serialize;
 
 use orderflow_schema::InputTopic;
 
-use crate::config::Config;
-use crate::consumer::{self, BatchHandler, Committed};
-use crate::fold::decode_log_record;
-use crate::kafka::{client_config, header, producer, Topics};
-use crate::logread::{read_topic, Until};
-use crate::output::{send, Output, Sent};
 use crate::simulate::{histogram, Latency};
-use crate::state::EVENT_IDS_HEADER;
-use crate::RuntimeError;
+use orderflow_runtime::config::Config;
+use orderflow_runtime::consumer::{self, BatchHandler, Committed};
+use orderflow_runtime::fold::decode_log_record;
+use orderflow_runtime::kafka::{client_config, header, producer, Topics};
+use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_runtime::output::{send, Output, Sent};
+use orderflow_runtime::state::EVENT_IDS_HEADER;
+use orderflow_runtime::RuntimeError;
 
 #[derive(Debug, Serialize)]
 pub struct Rate {
@@ -156,7 +156,7 @@ pub async fn read_log(config: &Config) -> Result<Rate, RuntimeError> {
         &config.kafka,
         &topic,
         Until::End {
-            quiet: crate::ops::END_QUIET,
+            quiet: crate::commands::END_QUIET,
         },
         |message| {
             let now = Instant::now();
@@ -194,7 +194,7 @@ pub struct Hops {
 pub async fn hops(config: &Config, skip: Duration) -> Result<Hops, RuntimeError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let until = || Until::End {
-        quiet: crate::ops::END_QUIET,
+        quiet: crate::commands::END_QUIET,
     };
     let created = |message: &rdkafka::message::BorrowedMessage<'_>| message.timestamp().to_millis();
     // Input record → when it was produced.

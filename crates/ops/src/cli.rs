@@ -1,5 +1,5 @@
-//! Entry points of the binaries: parse arguments, load config, run, and turn any error into
-//! one plain sentence on stderr and a non-zero exit code.
+//! The `orderflow` operator CLI: parse arguments, load config, run the command, and turn any
+//! error into one plain sentence on stderr and a non-zero exit code.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,52 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use orderflow_domain::OrderId;
-use orderflow_schema::InputTopic;
 
-use crate::config::Config;
-use crate::consumer::shutdown_signal;
-use crate::logread::Until;
-use crate::{intake, ops, state, telemetry, RuntimeError};
+use orderflow_runtime::app::{fail, run_async};
+use orderflow_runtime::config::Config;
+use orderflow_runtime::logread::Until;
+use orderflow_runtime::{state, telemetry, RuntimeError};
 
-/// Exit code for a bad argument or configuration.
-const EXIT_USAGE: u8 = 2;
-
-#[derive(Debug, Parser)]
-#[command(version, about = "A consumer of the orderflow pipeline")]
-struct ConsumerArgs {
-    /// Config file (TOML); environment variables override it.
-    #[arg(long, env = "ORDERFLOW_CONFIG")]
-    config: Option<PathBuf>,
-    /// Distinguishes copies of this consumer on one host: each keeps its own local store.
-    #[arg(long, env = "ORDERFLOW_INSTANCE", default_value = "0")]
-    instance: String,
-}
-
-/// Which consumer a binary runs.
-#[derive(Debug, Clone, Copy)]
-pub enum Role {
-    Intake(InputTopic),
-    State,
-}
-
-/// `main` of the consumer binaries.
-pub fn consumer_main(role: Role) -> ExitCode {
-    let args = ConsumerArgs::parse();
-    let config = match Config::load(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(error) => return fail(&error),
-    };
-    telemetry::init_logs(config.telemetry.log_format);
-    run_async(async {
-        telemetry::init_metrics(&config.telemetry)?;
-        match role {
-            Role::Intake(input) => {
-                intake::run(&config, input, &args.instance, shutdown_signal()).await
-            }
-            Role::State => state::run(&config, &args.instance, shutdown_signal()).await,
-        }
-    })
-}
+use crate::commands;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Operate an orderflow deployment")]
@@ -201,7 +162,7 @@ pub fn operator_main() -> ExitCode {
         match args.command {
             Command::Topics {
                 action: TopicsAction::Create,
-            } => ops::topics_create(&config).await,
+            } => commands::topics_create(&config).await,
             Command::Replay {
                 into,
                 verify,
@@ -217,12 +178,12 @@ pub fn operator_main() -> ExitCode {
                 .map_err(|error| {
                     RuntimeError::Config(format!("feed file {}: {error}", file.display()))
                 })?;
-                let sent = ops::feed(&config, &text).await?;
+                let sent = commands::feed(&config, &text).await?;
                 println!("fed {sent} records");
                 Ok(())
             }
             Command::Status { json } => {
-                let summary = ops::summary(&config).await?;
+                let summary = commands::summary(&config).await?;
                 if json {
                     print_json(&summary)
                 } else {
@@ -249,7 +210,7 @@ pub fn operator_main() -> ExitCode {
                 let order_id: OrderId = order_id
                     .parse()
                     .map_err(|error| RuntimeError::Config(format!("order id: {error}")))?;
-                let inspection = ops::inspect(&config, &order_id).await?;
+                let inspection = commands::inspect(&config, &order_id).await?;
                 if inspection.timeline.is_empty() {
                     return Err(RuntimeError::Config(format!(
                         "order {order_id} has no events in the log"
@@ -272,7 +233,7 @@ async fn replay(
     let scratch = tempdir_or(into)?;
     if verify {
         let live_dir = store.unwrap_or_else(|| state::store_dir(config, "0"));
-        let (replayed, live) = ops::verify(config, &live_dir, scratch.path()).await?;
+        let (replayed, live) = commands::verify(config, &live_dir, scratch.path()).await?;
         let differing: Vec<i32> = live
             .iter()
             .zip(&replayed.partitions)
@@ -303,11 +264,11 @@ async fn replay(
             )))
         }
     } else {
-        let report = ops::replay(
+        let report = commands::replay(
             config,
             scratch.path(),
             Until::End {
-                quiet: ops::END_QUIET,
+                quiet: commands::END_QUIET,
             },
         )
         .await?;
@@ -354,7 +315,7 @@ fn tempdir_or(into: Option<PathBuf>) -> Result<Scratch, RuntimeError> {
     }
 }
 
-fn print_digests(label: &str, lines: &[ops::DigestLine]) {
+fn print_digests(label: &str, lines: &[commands::DigestLine]) {
     for line in lines {
         println!(
             "{label:>8} partition {:>3}  offset {:>9}  entities {:>7}  sha256 {}",
@@ -479,12 +440,12 @@ async fn exceptions(
         .map(|text| parse_since(text, now))
         .transpose()
         .map_err(|error| RuntimeError::Config(format!("--since: {error}")))?;
-    let topic = crate::kafka::Topics::new(&config.kafka.topic_prefix).exceptions();
+    let topic = orderflow_runtime::kafka::Topics::new(&config.kafka.topic_prefix).exceptions();
     let mut ledger = ExceptionLedger::default();
     let until = Until::End {
-        quiet: ops::END_QUIET,
+        quiet: commands::END_QUIET,
     };
-    crate::logread::read_topic(&config.kafka, &topic, until, |message| {
+    orderflow_runtime::logread::read_topic(&config.kafka, &topic, until, |message| {
         ledger.apply_payload(message.payload());
         Ok(())
     })
@@ -504,7 +465,7 @@ async fn exceptions(
     }
 }
 
-fn print_summary(summary: &ops::Summary) {
+fn print_summary(summary: &commands::Summary) {
     println!(
         "{:<34} {:<22} {:>8} {:>10} {:>10}  open exceptions",
         "order", "status", "version", "total_fen", "paid_fen"
@@ -554,7 +515,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), RuntimeError> {
+fn print_inspection(inspection: &commands::Inspection, json: bool) -> Result<(), RuntimeError> {
     if json {
         return print_json(inspection);
     }
@@ -601,30 +562,4 @@ fn print_inspection(inspection: &ops::Inspection, json: bool) -> Result<(), Runt
         println!("{text}");
     }
     Ok(())
-}
-
-fn run_async(work: impl std::future::Future<Output = Result<(), RuntimeError>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            return fail(&RuntimeError::Fatal(format!(
-                "starting the async runtime: {error}"
-            )))
-        }
-    };
-    match runtime.block_on(work) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(&error),
-    }
-}
-
-fn fail(error: &RuntimeError) -> ExitCode {
-    eprintln!("error: {error}");
-    match error {
-        RuntimeError::Config(_) => ExitCode::from(EXIT_USAGE),
-        _ => ExitCode::FAILURE,
-    }
 }

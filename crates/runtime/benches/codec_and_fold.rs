@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the per-record work: decoding an input record (JSON and protobuf),
 //! encoding and decoding a log record, and folding an order's events.
 //!
-//! Run: `cargo bench -p orderflow-schema`
+//! Run: `cargo bench -p orderflow-runtime`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use orderflow_domain::{Entity, Event};

@@ -20,12 +20,12 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tracing::info;
 
-use crate::config::Config;
-use crate::kafka::{client_config, header, producer, with_retries, Topics};
-use crate::logread::{read_topic, Until};
-use crate::output::{delivered, dlq_headers};
-use crate::state::EVENT_IDS_HEADER;
-use crate::RuntimeError;
+use orderflow_runtime::config::Config;
+use orderflow_runtime::kafka::{client_config, header, producer, with_retries, Topics};
+use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_runtime::output::{delivered, dlq_headers};
+use orderflow_runtime::state::EVENT_IDS_HEADER;
+use orderflow_runtime::RuntimeError;
 
 pub struct Options {
     pub mix: Mix,
@@ -204,7 +204,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
     }
     watcher.abort();
 
-    let states = crate::ops::latest_states(config, &topics).await?;
+    let states = crate::commands::latest_states(config, &topics).await?;
     let verdict = verify(&plan.expected, &states);
     let dead_letters = count_dead_letters(config, &topics, &options.mix.tag).await?;
     let tracker = tracker
@@ -332,7 +332,7 @@ async fn count_dead_letters(
         &config.kafka,
         &topics.dlq(),
         Until::End {
-            quiet: crate::ops::END_QUIET,
+            quiet: crate::commands::END_QUIET,
         },
         |message| {
             if header(message.headers(), dlq_headers::ORIGINAL_KEY) == Some(key.as_bytes()) {

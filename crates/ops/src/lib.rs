@@ -1,0 +1,11 @@
+//! The operator side of orderflow: the `orderflow` CLI and what its commands do — create
+//! topics, feed records, replay and verify the log, inspect an order, the status summary and
+//! the exception report, the simulator's runs and the benchmark baselines.
+//!
+//! Nothing here runs in a consumer: the consumer binaries link `orderflow-runtime` only.
+
+pub mod bench;
+pub mod cli;
+pub mod commands;
+pub mod report;
+pub mod simulate;

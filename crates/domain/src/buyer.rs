@@ -8,8 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{BuyerCheck, Finding, SkuQty};
-use crate::{Effect, EntityKey, Event, EventBody, EventId, ExceptionKind, OrderId, Timestamp};
+use crate::effect::Effect;
+use crate::event::{BuyerCheck, Event, EventBody, Finding, SkuQty};
+use crate::exception::ExceptionKind;
+use crate::ids::{EntityKey, EventId, OrderId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuyerState {

@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Address, SkuQty};
-use crate::{Channel, Event, EventId, ExceptionChange, Fen, Level, OrderId, Owner, Timestamp};
+use crate::event::{Address, Event, SkuQty};
+use crate::exception::{ExceptionChange, Level, Owner};
+use crate::ids::{Channel, EventId, Fen, OrderId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {

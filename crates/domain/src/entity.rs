@@ -1,62 +1,16 @@
-//! What the log is keyed by: an order, or the stock of one sku.
+//! The state behind one log key ([`EntityKey`]): an order, the stock of one sku, or a buyer;
+//! one type the log's consumers fold every record into.
 
-use std::fmt;
-use std::str::FromStr;
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    BuyerState, Effect, Event, EventId, OrderId, OrderState, ParseOrderIdError, StockState,
-};
-
-const STOCK_PREFIX: &str = "sku:";
-const BUYER_PREFIX: &str = "buyer:";
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum EntityKey {
-    Order(OrderId),
-    /// All warehouses' stock of one sku; `sku` is never a channel name, so keys can't clash.
-    Stock(String),
-    /// One buyer's recent orders, for the checks across orders.
-    Buyer(String),
-}
-
-impl fmt::Display for EntityKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EntityKey::Order(order_id) => order_id.fmt(f),
-            EntityKey::Stock(sku) => write!(f, "{STOCK_PREFIX}{sku}"),
-            EntityKey::Buyer(buyer_id) => write!(f, "{BUYER_PREFIX}{buyer_id}"),
-        }
-    }
-}
-
-impl FromStr for EntityKey {
-    type Err = ParseOrderIdError;
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        if let Some(sku) = raw.strip_prefix(STOCK_PREFIX).filter(|s| !s.is_empty()) {
-            return Ok(EntityKey::Stock(sku.to_string()));
-        }
-        if let Some(buyer) = raw.strip_prefix(BUYER_PREFIX).filter(|s| !s.is_empty()) {
-            return Ok(EntityKey::Buyer(buyer.to_string()));
-        }
-        raw.parse().map(EntityKey::Order)
-    }
-}
-
-impl TryFrom<String> for EntityKey {
-    type Error = ParseOrderIdError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        raw.parse()
-    }
-}
-
-impl From<EntityKey> for String {
-    fn from(key: EntityKey) -> String {
-        key.to_string()
-    }
-}
+use crate::buyer::BuyerState;
+use crate::effect::Effect;
+use crate::event::Event;
+use crate::ids::{EntityKey, EventId};
+use crate::order::OrderState;
+use crate::stock::StockState;
 
 /// The folded state behind one log key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,7 +47,7 @@ impl Entity {
     /// folded: they grow with every order, so its serialized form leaves them out and a store
     /// keeps them apart, adding a batch's new ids instead of rewriting them all. `None` for an
     /// order, whose few ids are part of its serialized state.
-    pub fn applied_kept_apart(&mut self) -> Option<&mut std::collections::BTreeSet<EventId>> {
+    pub fn applied_kept_apart(&mut self) -> Option<&mut BTreeSet<EventId>> {
         match self {
             Entity::Order(_) => None,
             Entity::Stock(stock) => Some(&mut stock.applied),

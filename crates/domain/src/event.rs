@@ -6,9 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Channel, EntityKey, EventId, ExceptionKind, Fen, Level, OrderId, PurchaseLimit, Timestamp,
-};
+use crate::exception::{ExceptionKind, Level};
+use crate::ids::{Actor, Channel, EntityKey, EventId, Fen, OrderId, Timestamp};
+use crate::personal::{mask_detail, mask_phone};
+use crate::rules::PurchaseLimit;
 
 /// Version of the log record layout; an older version is upcast on read, never rewritten.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
@@ -273,18 +274,17 @@ impl EventBody {
 
     /// One line for people: what the fact says, personal data masked.
     pub fn describe(&self) -> String {
+        if self.is_derived() {
+            self.describe_derived()
+        } else {
+            self.describe_fact()
+        }
+    }
+
+    /// [`EventBody::describe`] of what an intake consumer wrote: facts and actions.
+    fn describe_fact(&self) -> String {
         match self {
-            EventBody::OrderPlaced(order) => format!(
-                "buyer {} phone {} {}{}{} {} lines total {} fen via {}",
-                order.buyer_id,
-                crate::mask_phone(&order.phone),
-                order.address.province,
-                order.address.city,
-                order.address.district,
-                order.lines.len(),
-                order.total_fen,
-                order.payment_method
-            ),
+            EventBody::OrderPlaced(order) => order.describe(),
             EventBody::OrderCancelled { reason } => {
                 format!("reason {}", reason.as_deref().unwrap_or("-"))
             }
@@ -318,10 +318,6 @@ impl EventBody {
             EventBody::StockLevelChanged {
                 warehouse, on_hand, ..
             } => format!("{on_hand} on hand in {warehouse}"),
-            EventBody::OrderAutoApproved(rule) | EventBody::ManualReviewRequired(rule) => format!(
-                "rule {} (auto-approve below {} fen)",
-                rule.rule_version, rule.threshold_fen
-            ),
             EventBody::WarehouseAccepted {
                 warehouse,
                 routing_id,
@@ -341,31 +337,25 @@ impl EventBody {
             EventBody::CustomerChoice { action, choice } => {
                 format!("{} {}", choice.as_str(), action.describe())
             }
+            // Decisions and messages: `describe_derived`.
+            _ => String::new(),
+        }
+    }
+
+    /// [`EventBody::describe`] of what the state consumer wrote: decisions and messages.
+    fn describe_derived(&self) -> String {
+        match self {
+            EventBody::OrderAutoApproved(rule) | EventBody::ManualReviewRequired(rule) => format!(
+                "rule {} (auto-approve below {} fen)",
+                rule.rule_version, rule.threshold_fen
+            ),
             EventBody::OrderScreened(screening) => format!(
                 "rule {}: {}",
                 screening.rule_version,
                 describe_findings(&screening.findings)
             ),
-            EventBody::StockRequested(request) => format!(
-                "rule {}: from {}{}",
-                request.rule_version,
-                request.preferred_warehouse,
-                if request.wait {
-                    ", waiting for stock"
-                } else {
-                    ""
-                }
-            ),
-            EventBody::OrderRouted(routing) => format!(
-                "rule {}: {}",
-                routing.rule_version,
-                routing
-                    .parcels
-                    .iter()
-                    .map(|parcel| parcel.warehouse.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            EventBody::StockRequested(request) => request.describe(),
+            EventBody::OrderRouted(routing) => routing.describe(),
             EventBody::PaymentTimedOut {
                 timeout_minutes,
                 rule_version,
@@ -413,6 +403,8 @@ impl EventBody {
                 qty,
                 available,
             } => format!("{qty} × {sku} wanted, {available} available"),
+            // Facts and actions: `describe_fact`.
+            _ => String::new(),
         }
     }
 
@@ -603,10 +595,24 @@ pub struct OrderPlaced {
 }
 
 impl OrderPlaced {
+    fn describe(&self) -> String {
+        format!(
+            "buyer {} phone {} {}{}{} {} lines total {} fen via {}",
+            self.buyer_id,
+            mask_phone(&self.phone),
+            self.address.province,
+            self.address.city,
+            self.address.district,
+            self.lines.len(),
+            self.total_fen,
+            self.payment_method
+        )
+    }
+
     /// Masks the phone and the street address in place.
     pub fn mask(&mut self) {
-        self.phone = crate::mask_phone(&self.phone);
-        self.address.detail = crate::mask_detail(&self.address.detail);
+        self.phone = mask_phone(&self.phone);
+        self.address.detail = mask_detail(&self.address.detail);
     }
 }
 
@@ -671,28 +677,6 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    pub id: String,
-    pub role: ActorRole,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActorRole {
-    Operator,
-    Customer,
-}
-
-impl ActorRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorRole::Operator => "operator",
-            ActorRole::Customer => "customer",
-        }
-    }
-}
-
 /// The customer's answer to "out of stock: wait or refund?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -754,11 +738,33 @@ pub struct StockRequest {
     pub wait: bool,
 }
 
+impl StockRequest {
+    fn describe(&self) -> String {
+        format!(
+            "rule {}: from {}{}",
+            self.rule_version,
+            self.preferred_warehouse,
+            if self.wait { ", waiting for stock" } else { "" }
+        )
+    }
+}
+
 /// The routing decision: one parcel per warehouse holding the order's stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Routing {
     pub rule_version: String,
     pub parcels: Vec<Parcel>,
+}
+
+impl Routing {
+    fn describe(&self) -> String {
+        let warehouses: Vec<&str> = self
+            .parcels
+            .iter()
+            .map(|parcel| parcel.warehouse.as_str())
+            .collect();
+        format!("rule {}: {}", self.rule_version, warehouses.join(", "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

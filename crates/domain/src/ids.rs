@@ -1,10 +1,18 @@
-//! Identities: channels, order ids and the deterministic event id that absorbs duplicates.
+//! Identities and the units everything else is measured in: channels, order ids, the keys of
+//! the log, the people who act, the deterministic event id that absorbs duplicates, money and
+//! time.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// Money in integer fen (CNY cents). Never a float.
+pub type Fen = u64;
+
+/// Timestamps are UTC instants from the source (or, for decisions, from the decider's clock).
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
 
 /// A sales channel an order comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -137,6 +145,79 @@ impl From<OrderId> for String {
     }
 }
 
+const STOCK_PREFIX: &str = "sku:";
+const BUYER_PREFIX: &str = "buyer:";
+
+/// What the log is keyed by: an order, or the stock of one sku, or one buyer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EntityKey {
+    Order(OrderId),
+    /// All warehouses' stock of one sku; `sku` is never a channel name, so keys can't clash.
+    Stock(String),
+    /// One buyer's recent orders, for the checks across orders.
+    Buyer(String),
+}
+
+impl fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityKey::Order(order_id) => order_id.fmt(f),
+            EntityKey::Stock(sku) => write!(f, "{STOCK_PREFIX}{sku}"),
+            EntityKey::Buyer(buyer_id) => write!(f, "{BUYER_PREFIX}{buyer_id}"),
+        }
+    }
+}
+
+impl FromStr for EntityKey {
+    type Err = ParseOrderIdError;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if let Some(sku) = raw.strip_prefix(STOCK_PREFIX).filter(|s| !s.is_empty()) {
+            return Ok(EntityKey::Stock(sku.to_string()));
+        }
+        if let Some(buyer) = raw.strip_prefix(BUYER_PREFIX).filter(|s| !s.is_empty()) {
+            return Ok(EntityKey::Buyer(buyer.to_string()));
+        }
+        raw.parse().map(EntityKey::Order)
+    }
+}
+
+impl TryFrom<String> for EntityKey {
+    type Error = ParseOrderIdError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        raw.parse()
+    }
+}
+
+impl From<EntityKey> for String {
+    fn from(key: EntityKey) -> String {
+        key.to_string()
+    }
+}
+
+/// The person behind an operator action or a customer choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub role: ActorRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorRole {
+    Operator,
+    Customer,
+}
+
+impl ActorRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorRole::Operator => "operator",
+            ActorRole::Customer => "customer",
+        }
+    }
+}
+
 /// A deterministic event id: the first 128 bits of SHA-256 over the fact's identity.
 ///
 /// The same fact delivered twice (a platform callback retry, a producer retry, a re-run after
@@ -193,6 +274,19 @@ mod tests {
         assert!("jd:".parse::<OrderId>().is_err());
         assert!("jd:has space".parse::<OrderId>().is_err());
         assert!("nochannel".parse::<OrderId>().is_err());
+    }
+
+    #[test]
+    fn entity_keys_round_trip_through_their_text() {
+        for text in ["jd:JD-1", "sku:SKU-1", "buyer:buyer-1"] {
+            let key: EntityKey = text.parse().unwrap();
+            assert_eq!(key.to_string(), text);
+        }
+        assert_eq!(
+            "sku:SKU-1".parse::<EntityKey>(),
+            Ok(EntityKey::Stock("SKU-1".into()))
+        );
+        assert!("sku:".parse::<EntityKey>().is_err());
     }
 
     #[test]

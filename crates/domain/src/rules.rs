@@ -1,13 +1,16 @@
 //! The rules live decisions are taken under (`docs/rules.md` documents every key).
 //!
 //! Every decision records `version`, so a replay shows which rules applied without consulting
-//! today's file, and a replay never re-decides: the rules are read only by [`crate::decide`].
+//! today's file, and a replay never re-decides: the rules are read only by live decisions
+//! ([`crate::step`] in live mode, [`crate::fire_timers`], [`crate::decide`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Channel, ExceptionKind, Fen, Level};
+use crate::exception::{ExceptionKind, Level};
+use crate::ids::{Channel, Fen};
+use crate::personal::is_mainland_mobile;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -281,7 +284,7 @@ impl Rules {
             }
         }
         for phone in &self.phone.blacklist {
-            if !crate::screening::is_mainland_mobile(phone) {
+            if !is_mainland_mobile(phone) {
                 return fail(format!(
                     "phone.blacklist: {phone:?} is not an 11-digit mainland mobile number"
                 ));

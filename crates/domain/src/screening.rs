@@ -1,8 +1,10 @@
 //! Intake screening of one order against the rules: address, phone, blacklist, invoice.
 //! Checks across orders (duplicates, purchase limits) run on the buyer ([`crate::BuyerState`]).
 
-use crate::event::{Finding, InvoiceKind, OrderPlaced};
-use crate::{ExceptionKind, Rules};
+use crate::event::{Address, Finding, Invoice, InvoiceKind, OrderPlaced};
+use crate::exception::ExceptionKind;
+use crate::personal::{is_mainland_mobile, mask_phone};
+use crate::rules::Rules;
 
 /// Province-level divisions of mainland China, by the name an address starts with.
 const PROVINCES: [&str; 34] = [
@@ -42,19 +44,20 @@ const PROVINCES: [&str; 34] = [
     "澳门",
 ];
 
-/// `1[3-9]` followed by 9 digits: a mainland mobile number (after intake normalisation).
-pub fn is_mainland_mobile(phone: &str) -> bool {
-    let bytes = phone.as_bytes();
-    bytes.len() == 11
-        && bytes[0] == b'1'
-        && (b'3'..=b'9').contains(&bytes[1])
-        && bytes.iter().all(u8::is_ascii_digit)
-}
-
 /// What is wrong with `order` under `rules`, one finding per exception code.
 pub fn screen(order: &OrderPlaced, rules: &Rules) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let address = &order.address;
+    [
+        address_finding(&order.address, rules),
+        phone_finding(&order.phone, rules),
+        order.invoice.as_ref().and_then(invoice_finding),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Every problem with the address, in one finding: an operator fixes them together.
+fn address_finding(address: &Address, rules: &Rules) -> Option<Finding> {
     let missing: Vec<&str> = [
         ("province", &address.province),
         ("city", &address.city),
@@ -80,55 +83,38 @@ pub fn screen(order: &OrderPlaced, rules: &Rules) -> Vec<Finding> {
             rules.address.min_detail_chars
         ));
     }
-    if !problems.is_empty() {
-        findings.push(Finding {
-            kind: ExceptionKind::InvalidAddress,
-            code: "address_invalid".into(),
-            detail: problems.join("; "),
-        });
-    }
-    if !is_mainland_mobile(&order.phone) {
-        findings.push(Finding {
-            kind: ExceptionKind::InvalidPhone,
-            code: "phone_invalid".into(),
-            detail: format!(
-                "{} is not a mainland mobile number",
-                crate::mask_phone(&order.phone)
-            ),
-        });
-    } else if rules.phone.blacklist.contains(&order.phone) {
-        findings.push(Finding {
-            kind: ExceptionKind::BlacklistedPhone,
-            code: "phone_blacklisted".into(),
-            detail: format!("{} is on the blacklist", crate::mask_phone(&order.phone)),
-        });
-    }
-    if let Some(invoice) = &order.invoice {
-        let tax_id_ok = invoice.tax_id.as_deref().is_some_and(|id| {
-            matches!(id.len(), 15 | 18 | 20) && id.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-        if invoice.kind == InvoiceKind::Company && !tax_id_ok {
-            findings.push(Finding {
-                kind: ExceptionKind::InvoiceInvalid,
-                code: "invoice_tax_id_invalid".into(),
-                detail: "a company invoice needs a 15, 18 or 20 character tax id".into(),
-            });
-        }
-    }
-    findings
+    (!problems.is_empty()).then(|| Finding {
+        kind: ExceptionKind::InvalidAddress,
+        code: "address_invalid".into(),
+        detail: problems.join("; "),
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mainland_mobiles() {
-        assert!(is_mainland_mobile("13800138000"));
-        assert!(is_mainland_mobile("19912345678"));
-        assert!(!is_mainland_mobile("12800138000"));
-        assert!(!is_mainland_mobile("1380013800"));
-        assert!(!is_mainland_mobile("1380013800a"));
-        assert!(!is_mainland_mobile("021-5555666"));
+fn phone_finding(phone: &str, rules: &Rules) -> Option<Finding> {
+    if !is_mainland_mobile(phone) {
+        Some(Finding {
+            kind: ExceptionKind::InvalidPhone,
+            code: "phone_invalid".into(),
+            detail: format!("{} is not a mainland mobile number", mask_phone(phone)),
+        })
+    } else if rules.phone.blacklist.contains(phone) {
+        Some(Finding {
+            kind: ExceptionKind::BlacklistedPhone,
+            code: "phone_blacklisted".into(),
+            detail: format!("{} is on the blacklist", mask_phone(phone)),
+        })
+    } else {
+        None
     }
+}
+
+fn invoice_finding(invoice: &Invoice) -> Option<Finding> {
+    let tax_id_ok = invoice.tax_id.as_deref().is_some_and(|id| {
+        matches!(id.len(), 15 | 18 | 20) && id.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    (invoice.kind == InvoiceKind::Company && !tax_id_ok).then(|| Finding {
+        kind: ExceptionKind::InvoiceInvalid,
+        code: "invoice_tax_id_invalid".into(),
+        detail: "a company invoice needs a 15, 18 or 20 character tax id".into(),
+    })
 }

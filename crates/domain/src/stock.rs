@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Effect, EntityKey, Event, EventBody, EventId, OrderId, Timestamp};
+use crate::effect::Effect;
+use crate::event::{Event, EventBody};
+use crate::ids::{EntityKey, EventId, OrderId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockState {
@@ -112,35 +114,7 @@ impl StockState {
                 qty,
                 preferred_warehouse,
                 wait,
-            } => {
-                if self.reservations.contains_key(order_id)
-                    || self.waiting.iter().any(|w| w.order_id == *order_id)
-                {
-                    return Some(effects);
-                }
-                match self.pick(*qty, preferred_warehouse) {
-                    Some(warehouse) => effects.push(self.reserve(order_id, warehouse, *qty, event)),
-                    None if *wait => self.waiting.push(Waiting {
-                        order_id: order_id.clone(),
-                        qty: *qty,
-                        preferred_warehouse: preferred_warehouse.clone(),
-                        request: event.clone(),
-                    }),
-                    None => effects.push(Effect::Append(Event::message(
-                        EntityKey::Order(order_id.clone()),
-                        event,
-                        EventBody::StockShortage {
-                            sku: self.sku.clone(),
-                            qty: *qty,
-                            available: self
-                                .warehouses
-                                .keys()
-                                .map(|warehouse| self.available(warehouse))
-                                .sum(),
-                        },
-                    ))),
-                }
-            }
+            } => effects.extend(self.request(event, order_id, *qty, preferred_warehouse, *wait)),
             EventBody::StockReleaseRequested { order_id, .. } => {
                 self.reservations.remove(order_id);
                 self.waiting.retain(|waiting| waiting.order_id != *order_id);
@@ -149,6 +123,48 @@ impl StockState {
             _ => {}
         }
         Some(effects)
+    }
+
+    /// Reserves `qty` for `order_id` if there is enough, else queues it (`wait`) or replies
+    /// that there is none. A repeated request of an order that holds or waits changes nothing.
+    fn request(
+        &mut self,
+        event: &Event,
+        order_id: &OrderId,
+        qty: u64,
+        preferred_warehouse: &str,
+        wait: bool,
+    ) -> Option<Effect> {
+        if self.reservations.contains_key(order_id)
+            || self.waiting.iter().any(|w| w.order_id == *order_id)
+        {
+            return None;
+        }
+        match self.pick(qty, preferred_warehouse) {
+            Some(warehouse) => Some(self.reserve(order_id, warehouse, qty, event)),
+            None if wait => {
+                self.waiting.push(Waiting {
+                    order_id: order_id.clone(),
+                    qty,
+                    preferred_warehouse: preferred_warehouse.to_string(),
+                    request: event.clone(),
+                });
+                None
+            }
+            None => Some(Effect::Append(Event::message(
+                EntityKey::Order(order_id.clone()),
+                event,
+                EventBody::StockShortage {
+                    sku: self.sku.clone(),
+                    qty,
+                    available: self
+                        .warehouses
+                        .keys()
+                        .map(|warehouse| self.available(warehouse))
+                        .sum(),
+                },
+            ))),
+        }
     }
 
     fn record_level(&mut self, event: &Event, warehouse: &str, on_hand: u64) {

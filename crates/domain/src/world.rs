@@ -1,11 +1,18 @@
-//! The live loop of the state consumer, in memory: fold an event, append the messages it
-//! sends, decide, append the decisions, until nothing is left to do. No partitions, no
-//! broker, no store; the domain tests and the simulator's expected outcomes run on it, so
-//! what they check is the same code the consumer runs.
+//! The live loop of the state consumer, in memory: step an event, append the messages and
+//! decisions it produced, until nothing is left to do; fire the timers on a tick. No
+//! partitions, no broker, no store; the domain tests and the simulator's expected outcomes run
+//! on it, so what they check is the same [`step`] and [`fire_timers`] the consumer runs.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::{decide, Effect, Entity, EntityKey, Event, Rules, Timestamp, DERIVED_ORIGIN};
+use crate::effect::Effect;
+use crate::entity::Entity;
+use crate::event::{Event, DERIVED_ORIGIN};
+use crate::ids::{EntityKey, OrderId, Timestamp};
+use crate::order::OrderState;
+use crate::rules::Rules;
+use crate::step::{fire_timers, step, Mode};
+use crate::stock::StockState;
 
 pub struct World {
     pub rules: Rules,
@@ -36,27 +43,21 @@ impl World {
                 .entities
                 .entry(event.key.clone())
                 .or_insert_with(|| Entity::empty(&event.key));
-            let Some(effects) = entity.apply(&event) else {
+            let mode = Mode::Live {
+                rules: &self.rules,
+                now: self.now,
+                decider: DERIVED_ORIGIN,
+            };
+            let Some(step) = step(entity, &event, mode) else {
                 continue;
             };
-            for effect in effects {
+            for effect in step.effects {
                 match effect {
                     Effect::Append(message) => queue.push_back(message),
                     other => self.published.push(other),
                 }
             }
-            if let Entity::Order(order) = entity {
-                for body in decide(order, &self.rules, self.now) {
-                    let decision = Event::decision(
-                        &order.order_id,
-                        self.now,
-                        DERIVED_ORIGIN,
-                        Some(&event.event_id),
-                        body,
-                    );
-                    queue.push_back(decision);
-                }
-            }
+            queue.extend(step.decisions);
             self.log.push(event);
         }
     }
@@ -71,25 +72,21 @@ impl World {
                 Entity::Order(order) if order.has_timers() => Some(order),
                 _ => None,
             })
-            .flat_map(|order| {
-                decide(order, &self.rules, now)
-                    .into_iter()
-                    .map(|body| Event::decision(&order.order_id, now, DERIVED_ORIGIN, None, body))
-            })
+            .flat_map(|order| fire_timers(order, &self.rules, now, DERIVED_ORIGIN))
             .collect();
         for decision in due {
             self.submit(decision);
         }
     }
 
-    pub fn order(&self, order_id: &crate::OrderId) -> Option<&crate::OrderState> {
+    pub fn order(&self, order_id: &OrderId) -> Option<&OrderState> {
         match self.entities.get(&EntityKey::Order(order_id.clone())) {
             Some(Entity::Order(order)) => Some(order),
             _ => None,
         }
     }
 
-    pub fn stock(&self, sku: &str) -> Option<&crate::StockState> {
+    pub fn stock(&self, sku: &str) -> Option<&StockState> {
         match self.entities.get(&EntityKey::Stock(sku.to_string())) {
             Some(Entity::Stock(stock)) => Some(stock),
             _ => None,

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check that the input-contract docs agree with themselves.
+"""Check that the input-contract docs agree with themselves, and the README's metrics table
+with the code.
 
   * every schema in docs/schemas/ is a valid JSON Schema (draft 2020-12) and its `kind` enum
     lists exactly the kinds that this script maps to its topic;
@@ -9,7 +10,10 @@
     screens into an exception, e.g. an incomplete address) passes its topic's schema and rules;
   * every file in docs/examples/invalid/ is rejected: a *.json file must parse as JSON and then
     fail its topic's schema or the total_fen rule; any other file must not parse as JSON at all;
-  * every relative link in docs/input-contract.md points at a file that exists.
+  * every relative link in docs/input-contract.md points at a file that exists;
+  * the metrics table in README.md (between <!-- metrics:begin --> and <!-- metrics:end -->)
+    equals the MetricDef constants of crates/runtime/src/telemetry.rs, in the order of `ALL`
+    (what `orderflow metrics` prints).
 
 Run with the CI virtualenv: .tools/venv/bin/python scripts/check-docs.py
 (dependencies: scripts/requirements-ci.txt). Exits 1 and names each problem on failure.
@@ -35,6 +39,10 @@ EXAMPLES = DOCS / "examples"
 INVALID = EXAMPLES / "invalid"
 SCREENED = EXAMPLES / "screened"
 GUIDE = DOCS / "input-contract.md"
+README = ROOT / "README.md"
+TELEMETRY = ROOT / "crates" / "runtime" / "src" / "telemetry.rs"
+METRICS_BEGIN = "<!-- metrics:begin -->"
+METRICS_END = "<!-- metrics:end -->"
 
 # The contract (docs/input-contract.md): which topic accepts which kind.
 KIND_TO_TOPIC = {
@@ -230,11 +238,77 @@ def check_guide_links() -> None:
             problems.append(f"{rel(GUIDE)}: link to {target} points at nothing")
 
 
+METRIC_DEF = re.compile(
+    r'pub const (?P<ident>[A-Z][A-Z0-9_]*): MetricDef = MetricDef \{\s*'
+    r'name: "(?P<name>[^"]*)",\s*'
+    r'kind: MetricKind::(?P<kind>[A-Za-z]+),\s*'
+    r'labels: &\[(?P<labels>[^\]]*)\],\s*'
+    r'help: "(?P<help>(?:[^"\\]|\\.)*)",\s*\};'
+)
+METRICS_ALL = re.compile(r"pub const ALL: &\[MetricDef\] = &\[(?P<idents>[^\]]*)\];")
+
+
+def metric_rows() -> list[str] | None:
+    """The metrics table as telemetry.rs defines it (the rows of `telemetry::markdown_table`)."""
+    text = TELEMETRY.read_text(encoding="utf-8")
+    defs = {m["ident"]: m for m in METRIC_DEF.finditer(text)}
+    declared = set(re.findall(r"pub const ([A-Z][A-Z0-9_]*): MetricDef\b", text))
+    for ident in sorted(declared - set(defs)):
+        problems.append(f"{rel(TELEMETRY)}: cannot read the MetricDef {ident} (fields name, kind, labels, help in that order)")
+    listed = METRICS_ALL.search(text)
+    if listed is None:
+        problems.append(f"{rel(TELEMETRY)}: no `pub const ALL: &[MetricDef] = &[...];`")
+        return None
+    order = [ident for ident in re.split(r"[\s,]+", listed["idents"]) if ident]
+    for ident in sorted(set(defs) - set(order)):
+        problems.append(f"{rel(TELEMETRY)}: {ident} is defined but not in ALL")
+    rows = ["| name | type | labels | help |", "|---|---|---|---|"]
+    for ident in order:
+        if ident not in defs:
+            problems.append(f"{rel(TELEMETRY)}: ALL names {ident}, which is no MetricDef")
+            continue
+        m = defs[ident]
+        labels = re.findall(r'"([^"]*)"', m["labels"])
+        cell = ", ".join(f"`{label}`" for label in labels) or "-"
+        help_text = re.sub(r"\\(.)", r"\1", m["help"])
+        rows.append(f"| `{m['name']}` | {m['kind'].lower()} | {cell} | {help_text} |")
+    return rows
+
+
+def check_metrics_table() -> int:
+    expected = metric_rows()
+    if expected is None:
+        return 0
+    text = README.read_text(encoding="utf-8")
+    if text.count(METRICS_BEGIN) != 1 or text.count(METRICS_END) != 1:
+        problems.append(f"{rel(README)}: needs one {METRICS_BEGIN} and one {METRICS_END} around the metrics table")
+        return 0
+    start = text.index(METRICS_BEGIN) + len(METRICS_BEGIN)
+    actual = [line for line in text[start:text.index(METRICS_END)].splitlines() if line.strip()]
+    for number, (want, got) in enumerate(zip(expected, actual), start=1):
+        if want != got:
+            problems.append(
+                f"{rel(README)}: metrics table line {number} differs from {rel(TELEMETRY)};"
+                f" README has {got!r}, telemetry.rs says {want!r}"
+                " (regenerate with `orderflow metrics`)"
+            )
+            return len(expected) - 2
+    if len(actual) != len(expected):
+        extra = actual[len(expected):] or expected[len(actual):]
+        where = "README has" if len(actual) > len(expected) else "README lacks"
+        problems.append(
+            f"{rel(README)}: metrics table has {len(actual)} lines, telemetry.rs gives {len(expected)};"
+            f" {where} {extra[0]!r} (regenerate with `orderflow metrics`)"
+        )
+    return len(expected) - 2
+
+
 def main() -> int:
     validators = load_schemas()
     valid = check_valid_examples(validators) + check_screened_examples(validators)
     invalid = check_invalid_examples(validators)
     check_guide_links()
+    metrics = check_metrics_table()
     if problems:
         print(f"check-docs: {len(problems)} problem(s):", file=sys.stderr)
         for p in problems:
@@ -242,7 +316,7 @@ def main() -> int:
         return 1
     print(
         f"check-docs: ok ({len(validators)} schemas, {valid} examples valid,"
-        f" {invalid} invalid examples rejected)"
+        f" {invalid} invalid examples rejected, {metrics} metrics in the README table)"
     )
     return 0
 

@@ -103,7 +103,7 @@ with_broker() {
 step "python tools (pip install -r scripts/requirements-ci.txt)" python_tools
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
-step "check-docs.py (input contract)" "$VENV/bin/python" scripts/check-docs.py
+step "check-docs.py (input contract, README metrics table)" "$VENV/bin/python" scripts/check-docs.py
 step "validate-compose.py (docker-compose.yml)" "$VENV/bin/python" scripts/validate-compose.py
 step "shellcheck" shell_lint
 

@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use orderflow_domain::{ApprovalOutcome, ExceptionAction, ExceptionKind, Level, Owner, Status};
 use serde_json::json;
 use support::{input, Harness};
 
@@ -30,11 +31,11 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
             .await;
     }
     // The warehouse ships what it was sent: every order is routed before its parcel leaves.
-    let routed: Vec<(String, &str)> = CHANNELS
+    let order_ids: Vec<String> = CHANNELS.iter().map(|c| format!("{c}:J-{c}")).collect();
+    let routed: Vec<(&str, Status)> = order_ids
         .iter()
-        .map(|c| (format!("{c}:J-{c}"), "routed"))
+        .map(|order_id| (order_id.as_str(), Status::Routed))
         .collect();
-    let routed: Vec<(&str, &str)> = routed.iter().map(|(o, s)| (o.as_str(), *s)).collect();
     harness.wait_for_statuses(&routed).await;
     for channel in CHANNELS {
         let order = format!("J-{channel}");
@@ -48,35 +49,33 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
             .produce_json("in.orders", &input::completed(channel, &order))
             .await;
     }
-    let expected: Vec<(String, &str)> = CHANNELS
-        .iter()
-        .map(|c| (format!("{c}:J-{c}"), "completed"))
-        .collect();
-    let expected: Vec<(&str, &str)> = expected.iter().map(|(o, s)| (o.as_str(), *s)).collect();
     // `completed` can be reached before the payment is folded (the intakes run independently),
     // so wait for the whole journey, not the status alone.
     let states = harness
         .wait_for("every journey folded", Duration::from_secs(90), || async {
             let states = harness.order_states().await;
-            expected
+            order_ids
                 .iter()
-                .all(|(order, status)| {
+                .all(|order_id| {
                     states
-                        .get(*order)
-                        .is_some_and(|s| s["status"] == *status && s["facts"] == 5)
+                        .get(order_id)
+                        .is_some_and(|s| s.status == Status::Completed && s.facts == 5)
                 })
                 .then_some(states)
         })
         .await;
-    for (order_id, _) in &expected {
-        let state = &states[*order_id];
-        assert_eq!(state["paid_fen"], 12_800);
+    for order_id in &order_ids {
+        let state = &states[order_id];
+        assert_eq!(state.paid_fen, 12_800);
         assert_eq!(
-            state["facts"], 5,
-            "placed, paid, dispatched, delivered, completed: {state}"
+            state.facts, 5,
+            "placed, paid, dispatched, delivered, completed: {state:?}"
         );
-        assert_eq!(state["approval"]["outcome"], "auto_approved");
-        assert_eq!(state["open_exceptions"], json!([]));
+        assert_eq!(
+            state.approval.as_ref().map(|a| a.outcome),
+            Some(ApprovalOutcome::AutoApproved)
+        );
+        assert_eq!(state.open_exceptions, []);
     }
 
     let inspected = harness.cli(&["inspect", "douyin:J-douyin"]);
@@ -107,6 +106,16 @@ async fn journey_per_channel_ends_completed_and_inspect_shows_every_step() {
         !text.contains("13800138000"),
         "phone must not appear unmasked:\n{text}"
     );
+
+    // An order the log doesn't know: the command worked, the answer is "not there" (exit 1,
+    // not the usage exit 2).
+    let unknown = harness.cli(&["inspect", "douyin:J-NEVER-PLACED"]);
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("order douyin:J-NEVER-PLACED has no events in the log"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -121,15 +130,17 @@ async fn a_payment_callback_delivered_three_times_counts_once() {
             .produce_json("in.payments", &input::paid("jd", "D1", "PAY-D1", 9_900))
             .await;
     }
-    let states = harness.wait_for_statuses(&[("jd:D1", "routed")]).await;
-    assert_eq!(states["jd:D1"]["paid_fen"], 9_900);
-    assert_eq!(states["jd:D1"]["facts"], 2, "placed, one payment");
+    let states = harness
+        .wait_for_statuses(&[("jd:D1", Status::Routed)])
+        .await;
+    assert_eq!(states["jd:D1"].paid_fen, 9_900);
+    assert_eq!(states["jd:D1"].facts, 2, "placed, one payment");
 
     let payments_in_log = harness
         .read("order-events")
         .await
         .iter()
-        .filter(|record| record.json()["body"]["type"] == "payment_captured")
+        .filter(|record| record.log_event().body.kind() == "payment_captured")
         .count();
     assert_eq!(
         payments_in_log, 1,
@@ -155,7 +166,7 @@ async fn a_shipment_before_its_payment_loses_nothing() {
                 let exceptions = harness.read("exceptions").await;
                 exceptions
                     .iter()
-                    .any(|r| r.json()["exception"]["code"] == "shipped_before_paid")
+                    .any(|r| r.exception_change().exception.code == "shipped_before_paid")
                     .then_some(())
             },
         )
@@ -174,25 +185,28 @@ async fn a_shipment_before_its_payment_loses_nothing() {
             || async {
                 let states = harness.order_states().await;
                 let state = states.get("web:W1")?;
-                (state["status"] == "delivered" && state["open_exceptions"] == json!([]))
+                (state.status == Status::Delivered && state.open_exceptions.is_empty())
                     .then_some(states)
             },
         )
         .await;
     let state = &states["web:W1"];
-    assert_eq!(state["paid_fen"], 5_000);
-    assert_eq!(state["shipments"].as_array().unwrap().len(), 1);
+    assert_eq!(state.paid_fen, 5_000);
+    assert_eq!(state.shipments.len(), 1);
     assert!(
-        state["shipments"][0]["dispatched_at"].is_string(),
-        "the early dispatch is kept: {state}"
+        state.shipments[0].dispatched_at.is_some(),
+        "the early dispatch is kept: {state:?}"
     );
-    let actions: Vec<String> = harness
+    let actions: Vec<ExceptionAction> = harness
         .read("exceptions")
         .await
         .iter()
-        .map(|r| r.json()["action"].as_str().unwrap_or_default().to_string())
+        .map(|r| r.exception_change().action)
         .collect();
-    assert_eq!(actions, ["raised", "resolved"]);
+    assert_eq!(
+        actions,
+        [ExceptionAction::Raised, ExceptionAction::Resolved]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,17 +240,16 @@ async fn illegal_transitions_and_amount_mismatch_raise_exceptions_and_the_consum
 
     let states = harness
         .wait_for_statuses(&[
-            ("douyin:X2", "on_hold"),
-            ("web:X3", "routed"),
-            ("tmall:X1", "delivered"),
+            ("douyin:X2", Status::OnHold),
+            ("web:X3", Status::Routed),
+            ("tmall:X1", Status::Delivered),
         ])
         .await;
-    let codes = |order: &str| -> Vec<String> {
-        states[order]["open_exceptions"]
-            .as_array()
-            .unwrap()
+    let codes = |order: &str| -> Vec<&str> {
+        states[order]
+            .open_exceptions
             .iter()
-            .map(|e| e["code"].as_str().unwrap().to_string())
+            .map(|e| e.code.as_str())
             .collect()
     };
     assert_eq!(
@@ -251,28 +264,32 @@ async fn illegal_transitions_and_amount_mismatch_raise_exceptions_and_the_consum
             let has = |code: &str| {
                 records
                     .iter()
-                    .any(|r| r.json()["exception"]["code"] == code)
+                    .any(|r| r.exception_change().exception.code == code)
             };
             (has("delivered_after_cancel") && has("paid_amount_differs")).then_some(records)
         })
         .await;
-    let by_kind: BTreeMap<String, String> = exceptions
+    let by_code: BTreeMap<String, (ExceptionKind, Owner, Level)> = exceptions
         .iter()
         .map(|r| {
-            let e = r.json()["exception"].clone();
+            let exception = r.exception_change().exception;
             (
-                e["code"].as_str().unwrap().to_string(),
-                format!("{}/{}/{}", e["kind"], e["owner"], e["level"]),
+                exception.code,
+                (exception.kind, exception.owner, exception.level),
             )
         })
         .collect();
     assert_eq!(
-        by_kind["delivered_after_cancel"],
-        "\"illegal_transition\"/\"operations\"/\"L1\""
+        by_code["delivered_after_cancel"],
+        (
+            ExceptionKind::IllegalTransition,
+            Owner::Operations,
+            Level::L1
+        )
     );
     assert_eq!(
-        by_kind["paid_amount_differs"],
-        "\"amount_mismatch\"/\"finance\"/\"L1\""
+        by_code["paid_amount_differs"],
+        (ExceptionKind::AmountMismatch, Owner::Finance, Level::L1)
     );
     assert!(
         exceptions
@@ -323,6 +340,13 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
             "invalid_field",
             "amount_fen must be an integer of at least 1, got -500",
         ),
+        // Not an input: a record on the log the state consumer can't read back.
+        (
+            "order-events",
+            b"{not an event".to_vec(),
+            "unreadable_log_record",
+            "order event is not valid",
+        ),
     ];
     let mut sent = Vec::new();
     for (topic, payload, _, _) in &bad {
@@ -335,14 +359,16 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
         )
         .await;
 
-    harness.wait_for_statuses(&[("tmall:OK1", "routed")]).await;
+    harness
+        .wait_for_statuses(&[("tmall:OK1", Status::Routed)])
+        .await;
     let letters = harness
-        .wait_for("4 dead letters", Duration::from_secs(30), || async {
+        .wait_for("5 dead letters", Duration::from_secs(30), || async {
             let records = harness.read("dlq").await;
-            (records.len() >= 4).then_some(records)
+            (records.len() >= bad.len()).then_some(records)
         })
         .await;
-    assert_eq!(letters.len(), 4);
+    assert_eq!(letters.len(), bad.len());
     for ((topic, payload, class, reason), (partition, offset)) in bad.iter().zip(&sent) {
         let letter = letters
             .iter()
@@ -427,8 +453,8 @@ async fn protobuf_input_is_accepted_like_json() {
             },
         )
         .await;
-    assert_eq!(states["miniapp:P1"]["status"], "pending_payment");
-    assert_eq!(states["miniapp:P1"]["total_fen"], 3_000);
+    assert_eq!(states["miniapp:P1"].status, Status::PendingPayment);
+    assert_eq!(states["miniapp:P1"].total_fen, Some(3_000));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -441,7 +467,9 @@ async fn sigterm_drains_and_a_restart_resumes_without_repeating_effects() {
     harness
         .produce_json("in.payments", &input::paid("store", "T1", "PAY-T1", 700))
         .await;
-    harness.wait_for_statuses(&[("store:T1", "routed")]).await;
+    harness
+        .wait_for_statuses(&[("store:T1", Status::Routed)])
+        .await;
     for process in &mut pipeline {
         assert!(
             process.terminate().success(),
@@ -454,12 +482,14 @@ async fn sigterm_drains_and_a_restart_resumes_without_repeating_effects() {
     harness
         .produce_json("in.shipments", &input::dispatched("store", "T1"))
         .await;
-    harness.wait_for_statuses(&[("store:T1", "shipped")]).await;
-    let snapshots: Vec<i64> = harness
+    harness
+        .wait_for_statuses(&[("store:T1", Status::Shipped)])
+        .await;
+    let snapshots: Vec<u64> = harness
         .read("order-state")
         .await
         .iter()
-        .map(|r| r.json()["version"].as_i64().unwrap())
+        .map(|r| r.order_state().version)
         .collect();
     assert_eq!(
         snapshots.len(),
@@ -483,6 +513,38 @@ fn a_bad_config_is_one_plain_sentence_and_a_usage_exit() {
     assert!(stderr.contains("unknown field `brokerz`"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn operator_argument_errors_are_usage_exits_and_the_metrics_table_needs_no_broker() {
+    let orderflow = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
+            .args(args)
+            // Nothing listens here: none of these commands may reach for a broker.
+            .env("ORDERFLOW_BROKERS", "127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    for (args, needle) in [
+        (&["inspect", "no-channel"][..], "order id: "),
+        (&["exceptions", "--now", "yesterday"][..], "--now: "),
+        (&["exceptions", "--since", "last week"][..], "--since: "),
+    ] {
+        let output = orderflow(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    }
+    let metrics = orderflow(&["metrics"]);
+    assert!(metrics.status.success());
+    assert_eq!(
+        String::from_utf8(metrics.stdout).unwrap(),
+        orderflow_runtime::telemetry::markdown_table()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -510,10 +572,10 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
             .await;
     }
     let ids: Vec<String> = orders.iter().map(|o| format!("tmall:{o}")).collect();
-    let expect = |status: &'static str| -> Vec<(&str, &'static str)> {
+    let expect = |status: Status| -> Vec<(&str, Status)> {
         ids.iter().map(|id| (id.as_str(), status)).collect()
     };
-    harness.wait_for_statuses(&expect("routed")).await;
+    harness.wait_for_statuses(&expect(Status::Routed)).await;
 
     // A second copy joins: it gets partitions it has no local state for and must rebuild them
     // from the log before it can fold the next facts correctly.
@@ -539,11 +601,11 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
             .produce_json("in.shipments", &input::dispatched("tmall", order))
             .await;
     }
-    let states = harness.wait_for_statuses(&expect("shipped")).await;
+    let states = harness.wait_for_statuses(&expect(Status::Shipped)).await;
     for id in &ids {
         assert_eq!(
-            states[id]["facts"], 3,
-            "placed, paid, dispatched: {}",
+            states[id].facts, 3,
+            "placed, paid, dispatched: {:?}",
             states[id]
         );
     }
@@ -555,10 +617,10 @@ async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
             .produce_json("in.shipments", &input::delivered("tmall", order))
             .await;
     }
-    let states = harness.wait_for_statuses(&expect("delivered")).await;
+    let states = harness.wait_for_statuses(&expect(Status::Delivered)).await;
     for id in &ids {
-        assert_eq!(states[id]["facts"], 4, "{}", states[id]);
-        assert_eq!(states[id]["paid_fen"], 1_000);
+        assert_eq!(states[id].facts, 4, "{:?}", states[id]);
+        assert_eq!(states[id].paid_fen, 1_000);
     }
     assert!(second.terminate().success());
     harness.assert_replay_verifies("1");

@@ -7,9 +7,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use orderflow_domain::{
+    ApprovalOutcome, ExceptionAction, ExceptionKind, Level, Notification, OrderSnapshot, Owner,
+    Status,
+};
 use serde_json::{json, Value};
 use support::{input, Harness};
 
@@ -33,18 +37,11 @@ fn placed_with(
     document
 }
 
-fn open_kinds(state: &Value) -> Vec<(String, String, String)> {
-    state["open_exceptions"]
-        .as_array()
-        .unwrap()
+fn open_kinds(state: &OrderSnapshot) -> Vec<(ExceptionKind, Owner, Level)> {
+    state
+        .open_exceptions
         .iter()
-        .map(|e| {
-            (
-                e["kind"].as_str().unwrap().to_string(),
-                e["owner"].as_str().unwrap().to_string(),
-                e["level"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|e| (e.kind, e.owner, e.level))
         .collect()
 }
 
@@ -54,11 +51,15 @@ fn open_kinds(state: &Value) -> Vec<(String, String, String)> {
 fn kinds(records: &[support::Record], kind: &str, order: &str) -> usize {
     records
         .iter()
-        .map(|r| r.json())
-        .filter(|event| event["body"]["type"] == kind && event["key"] == order)
-        .map(|event| event["event_id"].as_str().unwrap_or_default().to_string())
-        .collect::<std::collections::BTreeSet<_>>()
+        .map(|r| r.log_event())
+        .filter(|event| event.body.kind() == kind && event.key.to_string() == order)
+        .map(|event| event.event_id)
+        .collect::<BTreeSet<_>>()
         .len()
+}
+
+fn notifications(records: &[support::Record]) -> Vec<Notification> {
+    records.iter().map(|r| r.notification()).collect()
 }
 
 async fn log_records(harness: &Harness) -> Vec<support::Record> {
@@ -124,28 +125,43 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
 
     let states = harness
         .wait_for_statuses(&[
-            ("tmall:T499", "routed"),
-            ("tmall:T501", "under_review"),
-            ("jd:BLACK", "on_hold"),
-            ("jd:BADPHONE", "on_hold"),
-            ("web:NODISTRICT", "on_hold"),
+            ("tmall:T499", Status::Routed),
+            ("tmall:T501", Status::UnderReview),
+            ("jd:BLACK", Status::OnHold),
+            ("jd:BADPHONE", Status::OnHold),
+            ("web:NODISTRICT", Status::OnHold),
         ])
         .await;
-    assert_eq!(states["tmall:T499"]["approval"]["outcome"], "auto_approved");
-    assert_eq!(states["tmall:T501"]["approval"]["outcome"], "manual_review");
-    assert_eq!(states["tmall:T501"]["approval"]["rule_version"], "test-v1");
+    let outcome = |order: &str| states[order].approval.as_ref().map(|a| a.outcome);
+    assert_eq!(outcome("tmall:T499"), Some(ApprovalOutcome::AutoApproved));
+    assert_eq!(outcome("tmall:T501"), Some(ApprovalOutcome::ManualReview));
+    assert_eq!(
+        states["tmall:T501"]
+            .approval
+            .as_ref()
+            .map(|a| a.rule.rule_version.as_str()),
+        Some("test-v1")
+    );
     let own = |order: &str| open_kinds(&states[order]);
-    let one = |kind: &str, owner: &str, level: &str| {
-        vec![(kind.to_string(), owner.to_string(), level.to_string())]
-    };
-    assert_eq!(own("jd:BLACK"), one("blacklisted_phone", "risk", "L2"));
+    assert_eq!(
+        own("jd:BLACK"),
+        [(ExceptionKind::BlacklistedPhone, Owner::Risk, Level::L2)]
+    );
     assert_eq!(
         own("jd:BADPHONE"),
-        one("invalid_phone", "customer_service", "L1")
+        [(
+            ExceptionKind::InvalidPhone,
+            Owner::CustomerService,
+            Level::L1
+        )]
     );
     assert_eq!(
         own("web:NODISTRICT"),
-        one("invalid_address", "customer_service", "L1")
+        [(
+            ExceptionKind::InvalidAddress,
+            Owner::CustomerService,
+            Level::L1
+        )]
     );
     let duplicates = harness
         .wait_for(
@@ -153,34 +169,31 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
             Duration::from_secs(60),
             || async {
                 let states = harness.order_states().await;
-                let statuses: Vec<String> = ["miniapp:DUP1", "miniapp:DUP2"]
+                let statuses: BTreeSet<Status> = ["miniapp:DUP1", "miniapp:DUP2"]
                     .iter()
-                    .filter_map(|o| {
-                        states
-                            .get(*o)
-                            .map(|s| s["status"].as_str().unwrap().to_string())
-                    })
+                    .filter_map(|o| states.get(*o).map(|s| s.status))
                     .collect();
-                let mut sorted = statuses.clone();
-                sorted.sort();
-                (sorted == ["on_hold", "routed"]).then_some(states)
+                (statuses == BTreeSet::from([Status::OnHold, Status::Routed])).then_some(states)
             },
         )
         .await;
-    let flagged = if duplicates["miniapp:DUP1"]["status"] == "on_hold" {
+    let flagged = if duplicates["miniapp:DUP1"].status == Status::OnHold {
         "miniapp:DUP1"
     } else {
         "miniapp:DUP2"
     };
     assert_eq!(
         open_kinds(&duplicates[flagged]),
-        one("duplicate_order", "customer_service", "L1")
+        [(
+            ExceptionKind::DuplicateOrder,
+            Owner::CustomerService,
+            Level::L1
+        )]
     );
 
     // Operators act: approve the 501 order, fix and resolve the address with a note.
-    let exception_id = states["web:NODISTRICT"]["open_exceptions"][0]["exception_id"]
-        .as_str()
-        .unwrap()
+    let exception_id = states["web:NODISTRICT"].open_exceptions[0]
+        .exception_id
         .to_string();
     harness
         .act(
@@ -203,7 +216,10 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
         )
         .await;
     harness
-        .wait_for_statuses(&[("tmall:T501", "routed"), ("web:NODISTRICT", "routed")])
+        .wait_for_statuses(&[
+            ("tmall:T501", Status::Routed),
+            ("web:NODISTRICT", Status::Routed),
+        ])
         .await;
     // Approving an order nobody asked to review changes nothing and stays in the trail.
     harness
@@ -238,17 +254,24 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
     ] {
         assert!(text.contains(needle), "inspect lacks {needle:?}:\n{text}");
     }
-    let resolved: Vec<Value> = harness
+    let resolved: Vec<_> = harness
         .read("exceptions")
         .await
         .iter()
-        .map(|r| r.json())
-        .filter(|c| c["action"] == "resolved" && c["order_id"] == "web:NODISTRICT")
+        .map(|r| r.exception_change())
+        .filter(|c| {
+            c.action == ExceptionAction::Resolved && c.order_id.to_string() == "web:NODISTRICT"
+        })
         .collect();
     assert_eq!(resolved.len(), 1);
     assert_eq!(
-        resolved[0]["exception"]["resolution"]["actor"]["id"],
-        "ops-wang"
+        resolved[0]
+            .exception
+            .resolution
+            .as_ref()
+            .and_then(|r| r.actor.as_ref())
+            .map(|actor| actor.id.as_str()),
+        Some("ops-wang")
     );
 
     // A bad rules file is refused; the rules in force keep deciding.
@@ -264,19 +287,20 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
         )
         .await;
     // ¥600 under the rules in force: manual review.
-    let decided = |order: &'static str, status: &'static str| {
+    let decided = |order: &'static str, status: Status| {
         let (send, harness) = (&send, &harness);
         async move {
             send("douyin", order, input::placed("douyin", order, 60_000)).await;
             let key = format!("douyin:{order}");
             let states = harness.wait_for_statuses(&[(key.as_str(), status)]).await;
-            states[&key]["approval"]["rule_version"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            let approval = states[&key].approval.clone();
+            approval
+                .unwrap_or_else(|| panic!("{key} has no approval decision"))
+                .rule
+                .rule_version
         }
     };
-    assert_eq!(decided("AFTERBAD", "under_review").await, "test-v1");
+    assert_eq!(decided("AFTERBAD", Status::UnderReview).await, "test-v1");
     // A good one takes over without a restart: ¥600 is now below the threshold.
     harness.write_rules(
         &RULES_V1
@@ -286,7 +310,7 @@ async fn seed_threshold_screening_duplicates_operator_actions_and_rules_reloads(
     harness
         .wait_for_log_line("orderflow-state-0", &["rules reloaded", "test-v3"])
         .await;
-    assert_eq!(decided("AFTERGOOD", "routed").await, "test-v3");
+    assert_eq!(decided("AFTERGOOD", Status::Routed).await, "test-v3");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -328,26 +352,25 @@ async fn a_thousand_submissions_of_a_hundred_baskets_proceed_exactly_a_hundred_t
                 .filter(|(order, _)| {
                     states
                         .get(&format!("web:{order}"))
-                        .is_some_and(|s| s["status"] == "routed" || s["status"] == "on_hold")
+                        .is_some_and(|s| matches!(s.status, Status::Routed | Status::OnHold))
                 })
                 .count();
             (decided == orders.len()).then_some(states)
         })
         .await;
-    let mut per_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_status: BTreeMap<Status, usize> = BTreeMap::new();
     for (order, _) in &orders {
         *per_status
-            .entry(
-                states[&format!("web:{order}")]["status"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
+            .entry(states[&format!("web:{order}")].status)
             .or_default() += 1;
     }
-    assert_eq!(per_status.get("routed"), Some(&100), "{per_status:?}");
     assert_eq!(
-        per_status.get("on_hold"),
+        per_status.get(&Status::Routed),
+        Some(&100),
+        "{per_status:?}"
+    );
+    assert_eq!(
+        per_status.get(&Status::OnHold),
         Some(&(orders.len() - 100)),
         "{per_status:?}"
     );
@@ -366,7 +389,7 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
         .wait_for("stock known", Duration::from_secs(60), || async {
             let log = harness.read("order-events").await;
             (log.iter()
-                .filter(|r| r.json()["body"]["type"] == "stock_level_changed")
+                .filter(|r| r.log_event().body.kind() == "stock_level_changed")
                 .count()
                 == 2)
                 .then_some(())
@@ -398,14 +421,10 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
                     Duration::from_secs(90),
                     || async {
                         let states = harness.order_states().await;
-                        let status = |o: &str| {
-                            states
-                                .get(o)
-                                .map(|s| s["status"].as_str().unwrap_or("").to_string())
-                        };
-                        match (status(a).as_deref(), status(b).as_deref()) {
-                            (Some("routed"), Some("on_hold")) => Some((a, b, states)),
-                            (Some("on_hold"), Some("routed")) => Some((b, a, states)),
+                        let status = |o: &str| states.get(o).map(|s| s.status);
+                        match (status(a), status(b)) {
+                            (Some(Status::Routed), Some(Status::OnHold)) => Some((a, b, states)),
+                            (Some(Status::OnHold), Some(Status::Routed)) => Some((b, a, states)),
                             _ => None,
                         }
                     },
@@ -416,32 +435,27 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
     let (_, short_r, states) = settled("jd:R1", "jd:R2").await;
     assert_eq!(
         open_kinds(&states[short_r]),
-        vec![(
-            "out_of_stock_at_review".into(),
-            "warehouse".into(),
-            "L1".into()
+        [(
+            ExceptionKind::OutOfStockAtReview,
+            Owner::Warehouse,
+            Level::L1
         )]
     );
     let (got_w, short_w, _) = settled("jd:W1", "jd:W2").await;
-    let notifications: Vec<Value> = harness
-        .read("notifications")
-        .await
-        .iter()
-        .map(|r| r.json())
-        .collect();
+    let notified = notifications(&harness.read("notifications").await);
     for short in [short_r, short_w] {
         assert!(
-            notifications.iter().any(|n| n["order_id"] == short
-                && n["kind"] == "out_of_stock_choice"
-                && n["choices"] == json!(["wait", "refund"])),
-            "{short} asked to choose: {notifications:?}"
+            notified.iter().any(|n| n.order_id.to_string() == short
+                && n.kind == "out_of_stock_choice"
+                && n.choices == ["wait", "refund"]),
+            "{short} asked to choose: {notified:?}"
         );
     }
-    let routing: Vec<Value> = harness
+    let routing: Vec<_> = harness
         .read("warehouse-routing")
         .await
         .iter()
-        .map(|r| r.json())
+        .map(|r| r.routing())
         .collect();
     assert_eq!(
         routing.len(),
@@ -470,37 +484,33 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
         }
     };
     choose(short_r, "c-1", "refund").await;
-    harness.wait_for_statuses(&[(short_r, "cancelled")]).await;
-    let notifications = harness
+    harness
+        .wait_for_statuses(&[(short_r, Status::Cancelled)])
+        .await;
+    let notified = harness
         .wait_for(
             "refund and coupon notified",
             Duration::from_secs(60),
             || async {
-                let all: Vec<Value> = harness
-                    .read("notifications")
-                    .await
-                    .iter()
-                    .map(|r| r.json())
-                    .collect();
-                let mine: Vec<Value> = all
+                let mine: Vec<Notification> = notifications(&harness.read("notifications").await)
                     .into_iter()
-                    .filter(|n| n["order_id"] == short_r)
+                    .filter(|n| n.order_id.to_string() == short_r)
                     .collect();
-                (mine.iter().any(|n| n["kind"] == "compensation_coupon")).then_some(mine)
+                (mine.iter().any(|n| n.kind == "compensation_coupon")).then_some(mine)
             },
         )
         .await;
     assert!(
-        notifications
+        notified
             .iter()
-            .any(|n| n["kind"] == "refund_requested" && n["amount_fen"] == 10_000),
-        "{notifications:?}"
+            .any(|n| n.kind == "refund_requested" && n.amount_fen == Some(10_000)),
+        "{notified:?}"
     );
     assert!(
-        notifications
+        notified
             .iter()
-            .any(|n| n["kind"] == "compensation_coupon" && n["amount_fen"] == 1_000),
-        "{notifications:?}"
+            .any(|n| n.kind == "compensation_coupon" && n.amount_fen == Some(1_000)),
+        "{notified:?}"
     );
     assert_eq!(
         kinds(&log_records(&harness).await, "refund_requested", short_r),
@@ -515,11 +525,13 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
             (kinds(&log, "stock_requested", short_w) == 2).then_some(())
         })
         .await;
-    assert_eq!(harness.order_states().await[short_w]["status"], "on_hold");
+    assert_eq!(harness.order_states().await[short_w].status, Status::OnHold);
     harness
         .produce_json("in.inventory", &input::stock("SKU-W", "WH-CENTRAL", 4, 30))
         .await;
-    harness.wait_for_statuses(&[(short_w, "routed")]).await;
+    harness
+        .wait_for_statuses(&[(short_w, Status::Routed)])
+        .await;
     let routing_id = format!("{short_w}@WH-CENTRAL");
     harness
         .produce_json(
@@ -529,7 +541,10 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
         )
         .await;
     harness
-        .wait_for_statuses(&[(short_w, "accepted_by_warehouse"), (got_w, "routed")])
+        .wait_for_statuses(&[
+            (short_w, Status::AcceptedByWarehouse),
+            (got_w, Status::Routed),
+        ])
         .await;
 }
 
@@ -552,19 +567,18 @@ async fn timers_fire_once_across_restarts_and_a_replay_fires_none() {
         .produce_json("in.payments", &input::paid("web", "SLA", "P-SLA", 5_000))
         .await;
     let states = harness
-        .wait_for_statuses(&[("store:UNPAID", "pending_payment"), ("web:SLA", "on_hold")])
+        .wait_for_statuses(&[
+            ("store:UNPAID", Status::PendingPayment),
+            ("web:SLA", Status::OnHold),
+        ])
         .await;
-    let raised = states["web:SLA"]["open_exceptions"][0]["level_since"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let raised = chrono::DateTime::parse_from_rfc3339(&raised).unwrap();
+    let raised = states["web:SLA"].open_exceptions[0].level_since;
     let at = |minutes: i64| (raised + chrono::Duration::minutes(minutes)).to_rfc3339();
 
     // Placed 02:00Z, 30 minutes to pay.
     harness.set_clock("2026-11-25T02:31:00Z");
     harness
-        .wait_for_statuses(&[("store:UNPAID", "cancelled")])
+        .wait_for_statuses(&[("store:UNPAID", Status::Cancelled)])
         .await;
     // Restart the state consumer mid-way: the schedule is in its store, nothing fires twice.
     let state = pipeline
@@ -574,37 +588,39 @@ async fn timers_fire_once_across_restarts_and_a_replay_fires_none() {
     state.kill();
     *state = harness.spawn("orderflow-state", "0");
     harness.set_clock(&at(240).max("2026-11-25T03:00:00Z".into()));
-    let level = |level: &'static str| {
+    let level = |level: Level| {
         let harness = &harness;
         async move {
             harness
                 .wait_for(
-                    &format!("the exception at {level}"),
+                    &format!("the exception at {level:?}"),
                     Duration::from_secs(60),
                     || async {
                         let states = harness.order_states().await;
-                        (states["web:SLA"]["open_exceptions"][0]["level"] == level).then_some(())
+                        (states["web:SLA"]
+                            .open_exceptions
+                            .first()
+                            .is_some_and(|e| e.level == level))
+                        .then_some(())
                     },
                 )
                 .await
         }
     };
-    level("L2").await;
+    level(Level::L2).await;
     harness.set_clock(&at(240 + 480));
-    level("L3").await;
-    let escalations: Vec<Value> = harness
+    level(Level::L3).await;
+    let escalations: Vec<_> = harness
         .read("exceptions")
         .await
         .iter()
-        .map(|r| r.json())
-        .filter(|c| c["action"] == "escalated")
+        .map(|r| r.exception_change())
+        .filter(|c| c.action == ExceptionAction::Escalated)
         .collect();
     assert_eq!(escalations.len(), 2, "{escalations:?}");
-    let notified = harness
-        .read("notifications")
-        .await
+    let notified = notifications(&harness.read("notifications").await)
         .iter()
-        .filter(|r| r.json()["kind"] == "exception_escalated")
+        .filter(|n| n.kind == "exception_escalated")
         .count();
     assert_eq!(notified, 2);
 
@@ -632,14 +648,11 @@ async fn timers_fire_once_across_restarts_and_a_replay_fires_none() {
     assert_eq!(kinds(&log, "payment_timed_out", "store:UNPAID"), 1);
     assert_eq!(kinds(&log, "exception_escalated", "web:SLA"), 2);
     // And their effects happened once: one cancellation notice, two escalation changes.
-    let timed_out = harness
-        .read("notifications")
-        .await
-        .iter()
-        .map(|r| r.json())
-        .filter(|n| n["kind"] == "payment_timed_out" && n["order_id"] == "store:UNPAID")
-        .map(|n| n["notification_id"].as_str().unwrap().to_string())
-        .collect::<std::collections::BTreeSet<_>>()
+    let timed_out = notifications(&harness.read("notifications").await)
+        .into_iter()
+        .filter(|n| n.kind == "payment_timed_out" && n.order_id.to_string() == "store:UNPAID")
+        .map(|n| n.notification_id)
+        .collect::<BTreeSet<_>>()
         .len();
     assert_eq!(timed_out, 1);
 }

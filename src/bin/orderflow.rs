@@ -1,4 +1,5 @@
-//! The operator CLI: `orderflow topics create | replay [--verify] | inspect <order_id>`.
+//! The operator CLI `orderflow` (crates/ops): topics, feed, replay and verify, inspect, status,
+//! the exception report, metrics, simulate and bench. `orderflow --help` lists them.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

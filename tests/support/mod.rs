@@ -9,8 +9,17 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use orderflow_domain::{
+    Event, ExceptionChange, Notification, OrderSnapshot, RoutingInstruction, Status,
+};
 use orderflow_runtime::config::KafkaConfig;
+use orderflow_runtime::fold::decode_log_record;
 use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_schema::headers;
+use orderflow_schema::output::{
+    ExceptionChangeRecord, NotificationRecord, OrderStateRecord, OutputError, RoutingRecord,
+    Versioned,
+};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
@@ -41,6 +50,7 @@ fn brokers() -> String {
 /// One record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
+    pub topic: String,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<String>,
@@ -48,9 +58,49 @@ pub struct Record {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The value read as the type its topic carries, the way every reader in the repository reads
+/// it; a record that doesn't read fails the test with where it was and what it held.
 impl Record {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
+    /// An `order-state` value.
+    pub fn order_state(&self) -> OrderSnapshot {
+        self.output("an order-state snapshot", OrderStateRecord::from_json)
+    }
+
+    /// An `exceptions` value.
+    pub fn exception_change(&self) -> ExceptionChange {
+        self.output("an exception change", ExceptionChangeRecord::from_json)
+    }
+
+    /// A `notifications` value.
+    pub fn notification(&self) -> Notification {
+        self.output("a notification", NotificationRecord::from_json)
+    }
+
+    /// A `warehouse-routing` value.
+    pub fn routing(&self) -> RoutingInstruction {
+        self.output("a routing instruction", RoutingRecord::from_json)
+    }
+
+    /// An `order-events` value, read as the state consumer reads the log.
+    pub fn log_event(&self) -> Event {
+        decode_log_record(&self.payload)
+            .unwrap_or_else(|error| self.unreadable("a log event", error))
+    }
+
+    fn output<T>(&self, what: &str, read: fn(&[u8]) -> Result<Versioned<T>, OutputError>) -> T {
+        read(&self.payload)
+            .map(|versioned| versioned.record)
+            .unwrap_or_else(|error| self.unreadable(what, error))
+    }
+
+    fn unreadable(&self, what: &str, error: impl std::fmt::Display) -> ! {
+        panic!(
+            "{} partition {} offset {} is not {what}: {error}\n{}",
+            self.topic,
+            self.partition,
+            self.offset,
+            String::from_utf8_lossy(&self.payload)
+        )
     }
 }
 
@@ -256,7 +306,7 @@ impl Harness {
         let mut record = FutureRecord::to(&topic).key(key).payload(payload);
         if let Some(content_type) = content_type {
             record = record.headers(OwnedHeaders::new().insert(Header {
-                key: "content-type",
+                key: headers::CONTENT_TYPE,
                 value: Some(content_type),
             }));
         }
@@ -303,6 +353,7 @@ impl Harness {
             },
             |message| {
                 records.push(Record {
+                    topic: message.topic().to_string(),
                     partition: message.partition(),
                     offset: message.offset(),
                     key: message
@@ -333,13 +384,22 @@ impl Harness {
         records
     }
 
-    /// The latest snapshot per order on `order-state`.
-    pub async fn order_states(&self) -> BTreeMap<String, Value> {
-        self.read("order-state")
-            .await
-            .into_iter()
-            .filter_map(|record| Some((record.key.clone()?, record.json())))
-            .collect()
+    /// The latest snapshot per order on `order-state`, by order id. The topic is compacted and
+    /// a snapshot may be published again after a crash, so the latest is the highest `version`,
+    /// not the last record read.
+    pub async fn order_states(&self) -> BTreeMap<String, OrderSnapshot> {
+        let mut states: BTreeMap<String, OrderSnapshot> = BTreeMap::new();
+        for record in self.read("order-state").await {
+            let snapshot = record.order_state();
+            let order_id = snapshot.order_id.to_string();
+            if states
+                .get(&order_id)
+                .is_none_or(|latest| latest.version < snapshot.version)
+            {
+                states.insert(order_id, snapshot);
+            }
+        }
+        states
     }
 
     /// Polls `check` until it returns Some, or fails the test after `limit`.
@@ -363,19 +423,21 @@ impl Harness {
     }
 
     /// Waits until every listed order has the expected status on `order-state`.
-    pub async fn wait_for_statuses(&self, expected: &[(&str, &str)]) -> BTreeMap<String, Value> {
-        self.wait_for("order statuses", Duration::from_secs(90), || async {
-            let states = self.order_states().await;
-            expected
-                .iter()
-                .all(|(order, status)| {
-                    states
-                        .get(*order)
-                        .map(|s| s["status"] == *status)
-                        .unwrap_or(false)
-                })
-                .then_some(states)
-        })
+    pub async fn wait_for_statuses(
+        &self,
+        expected: &[(&str, Status)],
+    ) -> BTreeMap<String, OrderSnapshot> {
+        self.wait_for(
+            &format!("order statuses {expected:?}"),
+            Duration::from_secs(90),
+            || async {
+                let states = self.order_states().await;
+                expected
+                    .iter()
+                    .all(|(order, status)| states.get(*order).is_some_and(|s| s.status == *status))
+                    .then_some(states)
+            },
+        )
         .await
     }
 

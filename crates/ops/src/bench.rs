@@ -13,7 +13,7 @@ use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use serde::Serialize;
 
-use orderflow_schema::InputTopic;
+use orderflow_schema::{headers, InputTopic};
 
 use crate::simulate::{histogram, Latency};
 use orderflow_runtime::config::Config;
@@ -22,7 +22,6 @@ use orderflow_runtime::fold::decode_log_record;
 use orderflow_runtime::kafka::{client_config, header, producer, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::output::{send, Output, Sent};
-use orderflow_runtime::state::EVENT_IDS_HEADER;
 use orderflow_runtime::RuntimeError;
 
 #[derive(Debug, Serialize)]
@@ -235,7 +234,7 @@ pub async fn hops(config: &Config, skip: Duration) -> Result<Hops, RuntimeError>
     let (mut facts, mut skipped) = (0, 0);
     read_topic(&config.kafka, &topics.order_state(), until(), |message| {
         let (Some(ids), Some(at)) = (
-            header(message.headers(), EVENT_IDS_HEADER),
+            header(message.headers(), headers::EVENT_IDS),
             created(message),
         ) else {
             return Ok(());

@@ -11,9 +11,10 @@ use orderflow_domain::OrderId;
 use orderflow_runtime::app::{fail, run_async};
 use orderflow_runtime::config::Config;
 use orderflow_runtime::logread::Until;
+use orderflow_runtime::rules::Clock;
 use orderflow_runtime::{state, telemetry, RuntimeError};
 
-use crate::commands;
+use crate::{commands, display, OpsError};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Operate an orderflow deployment")]
@@ -81,13 +82,16 @@ enum Command {
         /// Count activity from this time on: RFC 3339, or a duration back from now (`7d`, `36h`).
         #[arg(long)]
         since: Option<String>,
-        /// The time to report at (RFC 3339); the system clock if omitted.
+        /// The time to report at (RFC 3339); if omitted, the state consumer's clock: the time in
+        /// `timers.clock-file` when one is configured, else the system clock.
         #[arg(long)]
         now: Option<String>,
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
     },
+    /// Print every metric the consumers export (name, type, labels, help) as a Markdown table.
+    Metrics,
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,16 +157,22 @@ enum TopicsAction {
 /// `main` of the `orderflow` operator CLI.
 pub fn operator_main() -> ExitCode {
     let args = OperatorArgs::parse();
+    if let Command::Metrics = args.command {
+        // Needs no config and no broker.
+        print!("{}", telemetry::markdown_table());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
     telemetry::init_logs(config.telemetry.log_format);
+    let zone = config.display.time_zone;
     let outcome = run_async(async {
         match args.command {
             Command::Topics {
                 action: TopicsAction::Create,
-            } => commands::topics_create(&config).await,
+            } => Ok(commands::topics_create(&config).await?),
             Command::Replay {
                 into,
                 verify,
@@ -176,7 +186,7 @@ pub fn operator_main() -> ExitCode {
                     std::fs::read_to_string(&file)
                 }
                 .map_err(|error| {
-                    RuntimeError::Config(format!("feed file {}: {error}", file.display()))
+                    OpsError::Usage(format!("feed file {}: {error}", file.display()))
                 })?;
                 let sent = commands::feed(&config, &text).await?;
                 println!("fed {sent} records");
@@ -185,7 +195,7 @@ pub fn operator_main() -> ExitCode {
             Command::Status { json } => {
                 let summary = commands::summary(&config).await?;
                 if json {
-                    print_json(&summary)
+                    print_json(&summary, zone)
                 } else {
                     print_summary(&summary);
                     Ok(())
@@ -194,29 +204,32 @@ pub fn operator_main() -> ExitCode {
             Command::Simulate(args) => simulate(&config, args).await,
             Command::Bench {
                 action: BenchAction::Relay { count },
-            } => print_json(&crate::bench::relay(&config, count).await?),
+            } => print_json(&crate::bench::relay(&config, count).await?, zone),
             Command::Bench {
                 action: BenchAction::ReadLog,
-            } => print_json(&crate::bench::read_log(&config).await?),
+            } => print_json(&crate::bench::read_log(&config).await?, zone),
             Command::Bench {
                 action: BenchAction::Hops { skip_seconds },
             } => print_json(
                 &crate::bench::hops(&config, std::time::Duration::from_secs(skip_seconds)).await?,
+                zone,
             ),
             Command::Exceptions { since, now, json } => {
                 exceptions(&config, since.as_deref(), now.as_deref(), json).await
             }
+            // Printed above, before the config is loaded.
+            Command::Metrics => Ok(()),
             Command::Inspect { order_id, json } => {
                 let order_id: OrderId = order_id
                     .parse()
-                    .map_err(|error| RuntimeError::Config(format!("order id: {error}")))?;
+                    .map_err(|error| OpsError::Usage(format!("order id: {error}")))?;
                 let inspection = commands::inspect(&config, &order_id).await?;
                 if inspection.timeline.is_empty() {
-                    return Err(RuntimeError::Config(format!(
+                    return Err(OpsError::NotFound(format!(
                         "order {order_id} has no events in the log"
                     )));
                 }
-                print_inspection(&inspection, json)
+                print_inspection(&inspection, json, zone)
             }
         }
     });
@@ -229,7 +242,7 @@ async fn replay(
     verify: bool,
     store: Option<PathBuf>,
     json: bool,
-) -> Result<(), RuntimeError> {
+) -> Result<(), OpsError> {
     let scratch = tempdir_or(into)?;
     if verify {
         let live_dir = store.unwrap_or_else(|| state::store_dir(config, "0"));
@@ -243,6 +256,7 @@ async fn replay(
         if json {
             print_json(
                 &serde_json::json!({"replay": replayed, "live": live, "differing_partitions": differing}),
+                config.display.time_zone,
             )?;
         } else {
             print_digests("replayed", &replayed.partitions);
@@ -252,14 +266,30 @@ async fn replay(
                 replayed.events, replayed.seconds
             );
         }
-        if differing.is_empty() && live.len() == replayed.partitions.len() {
-            println!(
+        // With --json the verdict goes to stderr, so stdout stays one JSON document.
+        let verdict = |line: String| {
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        };
+        if live.is_empty() {
+            // A state consumer that never folded an event has no partition to compare.
+            verdict(format!(
+                "verify: OK, nothing to compare: {} holds no partition yet (its state consumer \
+                 has folded no event); 0 partitions, equal",
+                live_dir.display()
+            ));
+            Ok(())
+        } else if differing.is_empty() && live.len() == replayed.partitions.len() {
+            verdict(format!(
                 "verify: OK, live store equals the replay of the log ({})",
                 replayed.digest
-            );
+            ));
             Ok(())
         } else {
-            Err(RuntimeError::Fatal(format!(
+            Err(OpsError::VerificationFailed(format!(
                 "verify: live store differs from the replay of the log in partitions {differing:?}"
             )))
         }
@@ -273,7 +303,7 @@ async fn replay(
         )
         .await?;
         if json {
-            print_json(&report)?;
+            print_json(&report, config.display.time_zone)?;
         } else {
             print_digests("replayed", &report.partitions);
             println!(
@@ -324,14 +354,14 @@ fn print_digests(label: &str, lines: &[commands::DigestLine]) {
     }
 }
 
-async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeError> {
+async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), OpsError> {
     let mut mix: orderflow_sim::Mix = match &args.mix {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|error| {
-                RuntimeError::Config(format!("mix file {}: {error}", path.display()))
+                OpsError::Usage(format!("mix file {}: {error}", path.display()))
             })?;
             toml::from_str(&text).map_err(|error: toml::de::Error| {
-                RuntimeError::Config(format!(
+                OpsError::Usage(format!(
                     "mix file {}: {}",
                     path.display(),
                     error.message().trim_end()
@@ -363,7 +393,7 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeErro
             rate: Some(args.rate).filter(|rate| *rate > 0),
             settle_timeout: std::time::Duration::from_secs(args.settle_timeout),
             warmup: std::time::Duration::try_from_secs_f64(args.warmup).map_err(|_| {
-                RuntimeError::Config(format!(
+                OpsError::Usage(format!(
                     "--warmup {} is not a number of seconds; expected 0 or more",
                     args.warmup
                 ))
@@ -372,7 +402,7 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeErro
     )
     .await?;
     if args.json {
-        print_json(&report)?;
+        print_json(&report, config.display.time_zone)?;
     } else {
         let l = &report.latency_ms;
         println!(
@@ -412,14 +442,7 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), RuntimeErro
             println!("  {example}");
         }
     }
-    if report.verdict.passed()
-        && report.dead_letters == report.malformed_sent
-        && report.facts_not_reflected == 0
-    {
-        Ok(())
-    } else {
-        Err(RuntimeError::Fatal("simulation verification failed".into()))
-    }
+    report.verified()
 }
 
 async fn exceptions(
@@ -427,19 +450,19 @@ async fn exceptions(
     since: Option<&str>,
     now: Option<&str>,
     json: bool,
-) -> Result<(), RuntimeError> {
+) -> Result<(), OpsError> {
     use crate::report::{parse_instant, parse_since, render_text, ExceptionLedger};
     use rdkafka::Message;
     let now = match now {
-        Some(text) => {
-            parse_instant(text).map_err(|e| RuntimeError::Config(format!("--now: {e}")))?
-        }
-        None => chrono::Utc::now(),
+        Some(text) => parse_instant(text).map_err(|e| OpsError::Usage(format!("--now: {e}")))?,
+        // The state consumer's time, so a drill that moved the clock file forward sees the
+        // ages and escalations the consumer acted on.
+        None => Clock::from_config(config).now()?,
     };
     let since = since
         .map(|text| parse_since(text, now))
         .transpose()
-        .map_err(|error| RuntimeError::Config(format!("--since: {error}")))?;
+        .map_err(|error| OpsError::Usage(format!("--since: {error}")))?;
     let topic = orderflow_runtime::kafka::Topics::new(&config.kafka.topic_prefix).exceptions();
     let mut ledger = ExceptionLedger::default();
     let until = Until::End {
@@ -458,9 +481,9 @@ async fn exceptions(
         );
     }
     if json {
-        print_json(&report)
+        print_json(&report, config.display.time_zone)
     } else {
-        print!("{}", render_text(&report));
+        print!("{}", render_text(&report, config.display.time_zone));
         Ok(())
     }
 }
@@ -471,30 +494,27 @@ fn print_summary(summary: &commands::Summary) {
         "order", "status", "version", "total_fen", "paid_fen"
     );
     for (order_id, state) in &summary.orders {
-        let open: Vec<&str> = state["open_exceptions"]
-            .as_array()
-            .map(|list| list.iter().filter_map(|e| e["code"].as_str()).collect())
-            .unwrap_or_default();
-        let number = |field: &str| {
-            state[field]
-                .as_u64()
-                .map_or_else(|| "-".to_string(), |n| n.to_string())
-        };
+        let open: Vec<&str> = state
+            .open_exceptions
+            .iter()
+            .map(|e| e.code.as_str())
+            .collect();
+        let total = state
+            .total_fen
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
         println!(
             "{:<34} {:<22} {:>8} {:>10} {:>10}  {}",
             order_id,
-            state["status"].as_str().unwrap_or("?"),
-            number("version"),
-            number("total_fen"),
-            number("paid_fen"),
+            state.status.as_str(),
+            state.version,
+            total,
+            state.paid_fen,
             open.join(", ")
         );
     }
     let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
     for state in summary.orders.values() {
-        *by_status
-            .entry(state["status"].as_str().unwrap_or("?"))
-            .or_insert(0) += 1;
+        *by_status.entry(state.status.as_str()).or_insert(0) += 1;
     }
     println!("orders by status: {by_status:?}");
     println!(
@@ -508,16 +528,25 @@ fn print_summary(summary: &commands::Summary) {
     );
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), RuntimeError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))?;
-    println!("{text}");
+/// Prints `value` as pretty JSON, its times in the display zone.
+fn print_json(value: &impl serde::Serialize, zone: chrono_tz::Tz) -> Result<(), OpsError> {
+    println!("{}", local_json(value, zone)?);
     Ok(())
 }
 
-fn print_inspection(inspection: &commands::Inspection, json: bool) -> Result<(), RuntimeError> {
+fn local_json(value: &impl serde::Serialize, zone: chrono_tz::Tz) -> Result<String, RuntimeError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))?;
+    Ok(display::localize_json(&text, zone))
+}
+
+fn print_inspection(
+    inspection: &commands::Inspection,
+    json: bool,
+    zone: chrono_tz::Tz,
+) -> Result<(), OpsError> {
     if json {
-        return print_json(inspection);
+        return print_json(inspection, zone);
     }
     println!("order {}", inspection.order_id);
     println!(
@@ -545,7 +574,7 @@ fn print_inspection(inspection: &commands::Inspection, json: bool) -> Result<(),
         };
         println!(
             "  {}  {:<28} {}{}\n      source {}  log[{}]@{}  id {}",
-            event.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            display::local(event.occurred_at, zone),
             event.body.kind(),
             event.body.describe(),
             note,
@@ -557,9 +586,7 @@ fn print_inspection(inspection: &commands::Inspection, json: bool) -> Result<(),
     }
     if let Some(state) = &inspection.state {
         println!("current state:");
-        let text = serde_json::to_string_pretty(&state.snapshot())
-            .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))?;
-        println!("{text}");
+        println!("{}", local_json(&state.snapshot(), zone)?);
     }
     Ok(())
 }

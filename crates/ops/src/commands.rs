@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orderflow_domain::{Entity, EntityKey, Event, OrderId, OrderState};
+use orderflow_domain::{
+    step, Entity, EntityKey, Event, Mode, OrderId, OrderSnapshot, OrderState, Timestamp,
+};
 use orderflow_store::{PartitionDigest, SledStore, StateStore};
 use rdkafka::Message;
 use serde::Serialize;
@@ -16,6 +18,9 @@ use orderflow_runtime::fold::{decode_log_record, Fold};
 use orderflow_runtime::kafka::{create_topics, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::RuntimeError;
+use orderflow_schema::output::{OrderStateRecord, Versioned};
+
+use crate::report::ExceptionLedger;
 
 pub async fn topics_create(config: &Config) -> Result<(), RuntimeError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
@@ -103,7 +108,7 @@ pub async fn replay(
         partitions.insert(partition, ());
         match decode_log_record(message.payload().unwrap_or_default()) {
             Ok(event) => {
-                fold.apply(&store, partition, offset, &event)?;
+                fold.apply(&store, partition, offset, &event, Mode::Quiet)?;
                 events += 1;
             }
             Err(_) => fold.skip(partition, offset),
@@ -135,22 +140,26 @@ pub async fn replay(
     })
 }
 
-/// The digests of a live store, per partition it holds.
+/// The digests of a live store, per partition it holds: none for the store of a state
+/// consumer that has not folded an event yet.
 pub fn live_digests(store_dir: &Path, log_topic: &str) -> Result<Vec<DigestLine>, RuntimeError> {
+    // Opening a directory that holds no store makes a new, empty one in it: a mistyped path,
+    // or the data dir itself, would pass as "nothing to compare". Every sled store has `db`.
+    if !store_dir.join("db").is_file() {
+        return Err(RuntimeError::Config(format!(
+            "{} holds no state store: give the state consumer's store directory, \
+             {{store.data-dir}}/orderflow-state-{{instance}}",
+            store_dir.display()
+        )));
+    }
     let store = SledStore::open(store_dir).map_err(|error| {
         RuntimeError::Config(format!(
             "{error}; stop the state consumer that owns it before verifying"
         ))
     })?;
     store.bind(log_topic)?;
-    let checkpoints = store.checkpoints()?;
-    if checkpoints.is_empty() {
-        return Err(RuntimeError::Config(format!(
-            "{} holds no state: is it the state consumer's store directory?",
-            store_dir.display()
-        )));
-    }
-    checkpoints
+    store
+        .checkpoints()?
         .keys()
         .map(|p| {
             store
@@ -171,6 +180,15 @@ pub async fn verify(
         live_dir,
         &Topics::new(&config.kafka.topic_prefix).order_events(),
     )?;
+    if live.is_empty() {
+        let report = ReplayReport {
+            events: 0,
+            seconds: 0.0,
+            partitions: Vec::new(),
+            digest: combined(&[]),
+        };
+        return Ok((report, live));
+    }
     let targets = live
         .iter()
         .map(|line| (line.partition, line.checkpoint))
@@ -211,7 +229,7 @@ pub async fn inspect(config: &Config, order_id: &OrderId) -> Result<Inspection, 
                 return Ok(());
             }
             if let Ok(event) = decode_log_record(message.payload().unwrap_or_default()) {
-                let counted = state.apply(&event).is_some();
+                let counted = step(&mut state, &event, Mode::Quiet).is_some();
                 timeline.push(TimelineEntry {
                     partition: message.partition(),
                     offset: message.offset(),
@@ -279,33 +297,54 @@ pub async fn feed(config: &Config, lines: &str) -> Result<usize, RuntimeError> {
     Ok(outputs.len())
 }
 
-/// The latest snapshot per order on `order-state`.
-pub async fn latest_states(
-    config: &Config,
-    topics: &Topics,
-) -> Result<BTreeMap<String, serde_json::Value>, RuntimeError> {
-    let mut states = BTreeMap::new();
+/// The latest snapshot per order on `order-state`: the one with the highest `version`. A value
+/// that is not a snapshot this build reads is counted, not skipped silently.
+pub async fn latest_states(config: &Config, topics: &Topics) -> Result<LatestStates, RuntimeError> {
+    let mut latest = LatestStates::default();
     read_topic(
         &config.kafka,
         &topics.order_state(),
         Until::End { quiet: END_QUIET },
         |message| {
-            if let (Some(key), Some(payload)) = (message.key(), message.payload()) {
-                if let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) {
-                    states.insert(String::from_utf8_lossy(key).into_owned(), value);
-                }
+            let Some(payload) = message.payload() else {
+                return Ok(());
+            };
+            match OrderStateRecord::from_json(payload) {
+                Ok(Versioned { record, .. }) => keep_latest(&mut latest.orders, record),
+                Err(_) => latest.unreadable += 1,
             }
             Ok(())
         },
     )
     .await?;
-    Ok(states)
+    Ok(latest)
+}
+
+/// The latest state of every order on `order-state`.
+#[derive(Debug, Default, Serialize)]
+pub struct LatestStates {
+    pub orders: BTreeMap<String, OrderSnapshot>,
+    /// Values that were not an order snapshot this build reads.
+    pub unreadable: u64,
+}
+
+/// Keeps `snapshot` unless one of a higher `version` is kept for the order already: after a
+/// crash or a rebalance a state consumer may publish an older snapshot again after a newer one.
+fn keep_latest(states: &mut BTreeMap<String, OrderSnapshot>, snapshot: OrderSnapshot) {
+    let newer = states
+        .get(&snapshot.order_id.to_string())
+        .is_none_or(|kept| kept.version <= snapshot.version);
+    if newer {
+        states.insert(snapshot.order_id.to_string(), snapshot);
+    }
 }
 
 /// What the derived topics say now: latest state per order, exception and dead-letter counts.
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    pub orders: BTreeMap<String, serde_json::Value>,
+    pub orders: BTreeMap<String, OrderSnapshot>,
+    /// `order-state` values that were not a snapshot this build reads.
+    pub unreadable_states: u64,
     pub exceptions_raised: BTreeMap<String, u64>,
     pub exceptions_open: u64,
     pub dead_letters: BTreeMap<String, u64>,
@@ -313,35 +352,32 @@ pub struct Summary {
 
 pub async fn summary(config: &Config) -> Result<Summary, RuntimeError> {
     use orderflow_runtime::kafka::header;
-    use orderflow_runtime::output::dlq_headers;
+    use orderflow_schema::headers::dlq;
     let topics = Topics::new(&config.kafka.topic_prefix);
     let until = || Until::End { quiet: END_QUIET };
-    let orders = latest_states(config, &topics).await?;
-    let mut exceptions_raised = BTreeMap::new();
-    let mut open: BTreeMap<String, bool> = BTreeMap::new();
+    let LatestStates {
+        orders,
+        unreadable: unreadable_states,
+    } = latest_states(config, &topics).await?;
+    // The same fold as the exception report, so both count an exception once and a
+    // re-delivered "raised" after its "resolved" doesn't reopen it.
+    let mut ledger = ExceptionLedger::default();
     read_topic(&config.kafka, &topics.exceptions(), until(), |message| {
-        let Some(change) = message
-            .payload()
-            .and_then(|p| serde_json::from_slice::<orderflow_domain::ExceptionChange>(p).ok())
-        else {
-            return Ok(());
-        };
-        let id = change.exception.exception_id.to_string();
-        if change.exception.is_open() {
-            if open.insert(id, true).is_none() {
-                *exceptions_raised
-                    .entry(change.exception.kind.as_str().to_string())
-                    .or_insert(0) += 1;
-            }
-        } else {
-            open.insert(id, false);
-        }
+        ledger.apply_payload(message.payload());
         Ok(())
     })
     .await?;
+    // Every change on the topic counts, whatever its time (a clock file may run ahead).
+    let report = ledger.report(Timestamp::MAX_UTC, None);
+    let exceptions_raised = report
+        .by_kind
+        .into_iter()
+        .filter(|(_, activity)| activity.raised > 0)
+        .map(|(kind, activity)| (kind, activity.raised))
+        .collect();
     let mut dead_letters = BTreeMap::new();
     read_topic(&config.kafka, &topics.dlq(), until(), |message| {
-        let class = header(message.headers(), dlq_headers::CLASS)
+        let class = header(message.headers(), dlq::CLASS)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_else(|| "unknown".into());
         *dead_letters.entry(class).or_insert(0) += 1;
@@ -350,8 +386,66 @@ pub async fn summary(config: &Config) -> Result<Summary, RuntimeError> {
     .await?;
     Ok(Summary {
         orders,
+        unreadable_states,
         exceptions_raised,
-        exceptions_open: open.values().filter(|o| **o).count() as u64,
+        exceptions_open: report.open.len() as u64,
         dead_letters,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use orderflow_domain::Status;
+
+    use super::*;
+
+    #[test]
+    fn an_older_snapshot_published_again_does_not_replace_a_newer_one() {
+        let mut states = BTreeMap::new();
+        let published = [
+            (3, Status::Paid),
+            (5, Status::Routed),
+            (4, Status::Approved),
+        ];
+        for (version, status) in published {
+            let mut snapshot = OrderState::new("jd:J-1".parse().unwrap()).snapshot();
+            (snapshot.version, snapshot.status) = (version, status);
+            keep_latest(&mut states, snapshot);
+        }
+        let kept = &states["jd:J-1"];
+        assert_eq!((kept.version, kept.status), (5, Status::Routed));
+    }
+
+    #[tokio::test]
+    async fn the_store_of_a_state_consumer_that_folded_nothing_has_nothing_to_compare() {
+        let config = Config::default();
+        let topic = Topics::new(&config.kafka.topic_prefix).order_events();
+        let dir = tempfile::tempdir().unwrap();
+        let live_dir = dir.path().join("orderflow-state-0");
+        // What a state consumer leaves when it started and stopped before its first event.
+        SledStore::open(&live_dir).unwrap().bind(&topic).unwrap();
+
+        let scratch = dir.path().join("replay");
+        // No broker is configured: with nothing to compare, the log is not read.
+        let (replayed, live) = verify(&config, &live_dir, &scratch).await.unwrap();
+        assert!(live.is_empty());
+        assert_eq!((replayed.events, replayed.partitions.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_path_without_a_store_is_refused_and_no_store_is_made_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("orderflow-state-7");
+        // A mistyped store, and the data dir that holds the stores.
+        for path in [missing.as_path(), dir.path()] {
+            let error = live_digests(path, "orderflow.order-events").unwrap_err();
+            assert!(matches!(error, RuntimeError::Config(_)), "{error}");
+            assert!(
+                error.to_string().contains("holds no state store"),
+                "{error}"
+            );
+        }
+        assert!(!missing.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

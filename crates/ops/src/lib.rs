@@ -7,5 +7,9 @@
 pub mod bench;
 pub mod cli;
 pub mod commands;
+pub mod display;
+mod error;
 pub mod report;
 pub mod simulate;
+
+pub use error::OpsError;

@@ -36,6 +36,7 @@ use orderflow_domain::{
     Channel, EventId, ExceptionAction, ExceptionChange, ExceptionKind, ExceptionRecord, Level,
     OrderId, Timestamp,
 };
+use orderflow_schema::output::{ExceptionChangeRecord, Versioned};
 use serde::Serialize;
 
 /// The latest state of every exception seen on the topic.
@@ -123,11 +124,11 @@ impl ExceptionLedger {
     /// Folds one record value of the `exceptions` topic; a value that is not an exception
     /// change is counted as unreadable and reported, never silently skipped.
     pub fn apply_payload(&mut self, payload: Option<&[u8]>) {
-        match payload.and_then(|bytes| serde_json::from_slice::<ExceptionChange>(bytes).ok()) {
-            Some(change) => {
-                self.apply(change);
+        match payload.map(ExceptionChangeRecord::from_json) {
+            Some(Ok(Versioned { record, .. })) => {
+                self.apply(record);
             }
-            None => self.unreadable += 1,
+            _ => self.unreadable += 1,
         }
     }
 
@@ -468,10 +469,10 @@ pub fn format_age(secs: i64) -> String {
     }
 }
 
-/// The report as tables for people.
-pub fn render_text(report: &ExceptionReport) -> String {
+/// The report as tables for people, its times in `zone`.
+pub fn render_text(report: &ExceptionReport, zone: chrono_tz::Tz) -> String {
     let mut out = String::new();
-    let time = |at: Timestamp| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    let time = |at: Timestamp| crate::display::local(at, zone);
     let window = match report.since {
         Some(since) => format!("{} to {}", time(since), time(report.now)),
         None => format!("all time to {}", time(report.now)),
@@ -998,7 +999,13 @@ mod tests {
             ),
         ]);
         let report = ledger.report(at(2, 12, 0), Some(at(2, 0, 0)));
-        let text = render_text(&report);
+        let text = render_text(&report, chrono_tz::Asia::Shanghai);
+        assert!(
+            text.starts_with(
+                "Exception report, window 2026-03-02T08:00:00+08:00 to 2026-03-02T20:00:00+08:00\n"
+            ),
+            "times in the display zone:\n{text}"
+        );
         let json = serde_json::to_string(&report).unwrap();
         for output in [&text, &json] {
             assert!(!output.contains("13800138000"), "a note leaked:\n{output}");
@@ -1041,7 +1048,11 @@ mod tests {
         assert_eq!(report.open_by_level.len(), 3);
         assert_eq!(report.total.avg_handling_secs, None);
         assert_eq!(report.total.recurrence_rate, None);
-        let text = render_text(&report);
+        let text = render_text(&report, chrono_tz::UTC);
+        assert!(
+            text.contains("all time to 2026-03-02T00:00:00+00:00"),
+            "{text}"
+        );
         assert!(text.contains("Open: none"));
     }
 }

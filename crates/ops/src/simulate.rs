@@ -23,9 +23,11 @@ use tracing::info;
 use orderflow_runtime::config::Config;
 use orderflow_runtime::kafka::{client_config, header, producer, with_retries, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
-use orderflow_runtime::output::{delivered, dlq_headers};
-use orderflow_runtime::state::EVENT_IDS_HEADER;
+use orderflow_runtime::output::delivered;
 use orderflow_runtime::RuntimeError;
+use orderflow_schema::headers;
+
+use crate::OpsError;
 
 pub struct Options {
     pub mix: Mix,
@@ -60,6 +62,42 @@ pub struct Report {
     pub warmup_latency_ms: Latency,
     pub dead_letters: usize,
     pub verdict: Verdict,
+}
+
+impl Report {
+    /// Whether the run checks out: every order ended where its journey says, every fact
+    /// showed on `order-state` and every malformed record was dead-lettered. The error names
+    /// what didn't.
+    pub fn verified(&self) -> Result<(), OpsError> {
+        let v = &self.verdict;
+        let mut failures = Vec::new();
+        if !v.passed() {
+            failures.push(format!(
+                "{} of {} orders lost, {} duplicated, {} wrong",
+                v.lost, v.orders, v.duplicated, v.wrong
+            ));
+        }
+        if self.facts_not_reflected > 0 {
+            failures.push(format!(
+                "{} of {} facts never showed on order-state",
+                self.facts_not_reflected, self.facts
+            ));
+        }
+        if self.dead_letters != self.malformed_sent {
+            failures.push(format!(
+                "{} dead letters for {} malformed records sent",
+                self.dead_letters, self.malformed_sent
+            ));
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(OpsError::VerificationFailed(format!(
+                "simulation verification failed: {}",
+                failures.join("; ")
+            )))
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -205,7 +243,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
     watcher.abort();
 
     let states = crate::commands::latest_states(config, &topics).await?;
-    let verdict = verify(&plan.expected, &states);
+    let verdict = verify(&plan.expected, &states.orders);
     let dead_letters = count_dead_letters(config, &topics, &options.mix.tag).await?;
     let tracker = tracker
         .lock()
@@ -288,7 +326,7 @@ fn watch_state(
     Ok(tokio::spawn(async move {
         while let Ok(message) = consumer.recv().await {
             let now = Instant::now();
-            let Some(ids) = header(message.headers(), EVENT_IDS_HEADER) else {
+            let Some(ids) = header(message.headers(), headers::EVENT_IDS) else {
                 continue;
             };
             let Ok(mut tracker) = tracker.lock() else {
@@ -335,7 +373,7 @@ async fn count_dead_letters(
             quiet: crate::commands::END_QUIET,
         },
         |message| {
-            if header(message.headers(), dlq_headers::ORIGINAL_KEY) == Some(key.as_bytes()) {
+            if header(message.headers(), headers::dlq::ORIGINAL_KEY) == Some(key.as_bytes()) {
                 count += 1;
             }
             Ok(())
@@ -343,4 +381,55 @@ async fn count_dead_letters(
     )
     .await?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            seed: 1,
+            tag: "T".into(),
+            orders: 3,
+            records_sent: 12,
+            duplicates_sent: 1,
+            malformed_sent: 2,
+            send_seconds: 0.1,
+            pipeline_events_per_second: 100.0,
+            facts: 10,
+            facts_not_reflected: 0,
+            latency_ms: Latency::default(),
+            latency_ms_by_channel: BTreeMap::new(),
+            warmup_seconds: 0.0,
+            warmup_latency_ms: Latency::default(),
+            dead_letters: 2,
+            verdict: Verdict {
+                orders: 3,
+                ..Verdict::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_clean_run_verifies() {
+        assert!(report().verified().is_ok());
+    }
+
+    #[test]
+    fn a_failed_verification_names_each_difference_and_is_no_usage_error() {
+        let mut run = report();
+        run.verdict.lost = 1;
+        run.facts_not_reflected = 4;
+        run.dead_letters = 1;
+        let Err(error) = run.verified() else {
+            panic!("a run with a lost order verified");
+        };
+        assert!(matches!(error, OpsError::VerificationFailed(_)));
+        assert_eq!(
+            error.to_string(),
+            "simulation verification failed: 1 of 3 orders lost, 0 duplicated, 0 wrong; \
+             4 of 10 facts never showed on order-state; 1 dead letters for 2 malformed records sent"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::RuntimeError;
 
@@ -18,6 +18,34 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub rules: RulesConfig,
     pub timers: TimersConfig,
+    pub display: DisplayConfig,
+}
+
+/// How the operator CLI shows times to people. Logs and every Kafka topic stay in UTC.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct DisplayConfig {
+    /// The IANA time zone of the shop's people: `orderflow status`, `inspect` and `exceptions`
+    /// show times in it, as RFC 3339 with its offset.
+    #[serde(deserialize_with = "iana_time_zone")]
+    pub time_zone: chrono_tz::Tz,
+}
+
+impl Default for DisplayConfig {
+    fn default() -> DisplayConfig {
+        DisplayConfig {
+            time_zone: chrono_tz::Asia::Shanghai,
+        }
+    }
+}
+
+fn iana_time_zone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<chrono_tz::Tz, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    name.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{name:?} is not an IANA time zone (e.g. Asia/Shanghai)"
+        ))
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,6 +166,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ORDERFLOW_CLOCK_FILE", "timers.clock-file"),
     ("ORDERFLOW_TICK_MS", "timers.tick-ms"),
     ("ORDERFLOW_MAX_BATCH", "consumer.max-batch"),
+    ("ORDERFLOW_DISPLAY_TIME_ZONE", "display.time-zone"),
 ];
 
 impl Config {
@@ -259,6 +288,32 @@ mod tests {
         assert_eq!(config.kafka.topic_prefix, "orderflow.");
         assert_eq!(config.rules.path, None);
         assert_eq!(config.timers.tick_ms, 1_000);
+        assert_eq!(config.display.time_zone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn the_display_zone_is_an_iana_name() {
+        let toml = file("[display]\ntime-zone = \"Europe/Berlin\"\n");
+        let config = Config::load_with(Some(toml.path()), |_| None).unwrap();
+        assert_eq!(config.display.time_zone, chrono_tz::Europe::Berlin);
+        let config = Config::load_with(Some(toml.path()), |name| {
+            (name == "ORDERFLOW_DISPLAY_TIME_ZONE").then(|| "UTC".to_string())
+        })
+        .unwrap();
+        assert_eq!(config.display.time_zone, chrono_tz::UTC);
+
+        let error = Config::load_with(None, |name| {
+            (name == "ORDERFLOW_DISPLAY_TIME_ZONE").then(|| "Mars/Base".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(error, RuntimeError::Config(_)),
+            "not a usage error"
+        );
+        assert_eq!(
+            error.to_string(),
+            "configuration: display.time-zone: \"Mars/Base\" is not an IANA time zone (e.g. Asia/Shanghai)"
+        );
     }
 
     #[test]

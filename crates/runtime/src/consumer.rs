@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::stream::FuturesOrdered;
@@ -20,7 +20,8 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::kafka::client_config;
@@ -30,15 +31,17 @@ use crate::RuntimeError;
 /// Where a partition should start when this instance is given it: the local store's
 /// checkpoint for the state consumer, the group's committed offset (`None`) for intake.
 pub trait StartPosition: Send + Sync + 'static {
-    fn start_offset(&self, partition: i32) -> Option<i64>;
+    /// An error stops the consumer: a partition whose start is unknown is not consumed from
+    /// anywhere else, since a wrong start would skip records or silently rebuild.
+    fn start_offset(&self, partition: i32) -> Result<Option<i64>, RuntimeError>;
 }
 
 /// Intake consumers keep no per-partition state: they resume at the committed offset.
 pub struct Committed;
 
 impl StartPosition for Committed {
-    fn start_offset(&self, _partition: i32) -> Option<i64> {
-        None
+    fn start_offset(&self, _partition: i32) -> Result<Option<i64>, RuntimeError> {
+        Ok(None)
     }
 }
 
@@ -46,6 +49,42 @@ pub struct Context<P> {
     start: P,
     /// Bumped on every assignment, so handlers know to refresh what they know of partitions.
     pub generation: Arc<AtomicU64>,
+    /// An error met in a callback, where it can't be returned: the loop ends with it.
+    failure: Failure,
+}
+
+/// The first error a client callback met, handed to the consumer loop, which stops with it.
+#[derive(Default)]
+struct Failure {
+    first: Mutex<Option<RuntimeError>>,
+    recorded: Notify,
+}
+
+impl Failure {
+    /// Keeps `error` unless an earlier one is waiting, and wakes the loop.
+    fn record(&self, error: RuntimeError) {
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(error);
+            self.recorded.notify_one();
+        }
+    }
+
+    /// Resolves with the recorded error.
+    async fn wait(&self) -> RuntimeError {
+        loop {
+            let taken = self
+                .first
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(error) = taken {
+                return error;
+            }
+            // A record between the check and here leaves a permit, so this can't miss it.
+            self.recorded.notified().await;
+        }
+    }
 }
 
 impl<P: StartPosition> ClientContext for Context<P> {}
@@ -65,8 +104,20 @@ impl<P: StartPosition> ConsumerContext for Context<P> {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 for (topic, partition) in partitions {
-                    if let Some(offset) = self.start.start_offset(partition) {
-                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                    match self.start.start_offset(partition) {
+                        Ok(Some(offset)) => {
+                            let _ =
+                                tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                        }
+                        Ok(None) => {}
+                        Err(failure) => {
+                            // Nothing is assigned: consuming from a guessed offset would skip
+                            // records or rebuild the partition without saying so.
+                            error!(topic = %topic, partition, error = %failure,
+                                "the partition's start position could not be read; the consumer stops");
+                            self.failure.record(failure);
+                            return;
+                        }
                     }
                 }
                 info!(partitions = ?partition_list(tpl), "partitions assigned");
@@ -144,6 +195,7 @@ pub fn subscribe_all<P: StartPosition>(
         .create_with_context(Context {
             start,
             generation: Arc::clone(&generation),
+            failure: Failure::default(),
         })
         .map_err(RuntimeError::kafka("creating consumer"))?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -205,18 +257,22 @@ pub const MAX_IN_FLIGHT: usize = 4;
 /// A handled batch: its last offsets, when its handling began and what the handler keeps.
 type Finished<D> = (Vec<((String, i32), i64)>, Instant, D);
 
-/// Runs until `shutdown` resolves, then lets the batches in flight finish and commits.
-pub async fn run<C, H>(
+/// Runs until `shutdown` resolves, then lets the batches in flight finish and commits. An
+/// error a client callback met (a partition's start position) ends it the same way, and it
+/// returns that error.
+pub async fn run<P, H>(
     name: &str,
-    consumer: &StreamConsumer<C>,
+    consumer: &StreamConsumer<Context<P>>,
     max_batch: usize,
     handler: &mut H,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError>
 where
-    C: ConsumerContext + 'static,
+    P: StartPosition,
     H: BatchHandler,
 {
+    let failure = &consumer.context().failure;
+    let mut stopped_by = None;
     let mut stream = consumer.stream().ready_chunks(max_batch);
     let mut ticker = handler.tick_every().map(|every| {
         let mut ticker = tokio::time::interval(every);
@@ -245,6 +301,10 @@ where
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
+            error = failure.wait() => {
+                stopped_by = Some(error);
+                break;
+            }
             Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
                 finish(name, consumer, handler, finished, in_flight.is_empty())?;
             }
@@ -264,7 +324,7 @@ where
                     continue;
                 }
                 let started = Instant::now();
-                metrics::counter!("orderflow_records_received_total", "consumer" => name.to_string())
+                metrics::counter!(crate::telemetry::RECORDS_RECEIVED.name, "consumer" => name.to_string())
                     .increment(batch.len() as u64);
                 let (sent, done) = handler.handle(consumer, &batch).await?;
                 let offsets = last_offsets(&batch);
@@ -288,7 +348,7 @@ where
             if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::NoOffset) => {}
         Err(error) => warn!(consumer = name, %error, "final commit failed"),
     }
-    Ok(())
+    stopped_by.map_or(Ok(()), Err)
 }
 
 /// A batch whose outputs were acknowledged (or failed): the handler's part, then its offsets.
@@ -302,7 +362,7 @@ fn finish<C: ConsumerContext, H: BatchHandler>(
     let (offsets, started, done) = finished?;
     handler.acknowledged(done, idle)?;
     store_offsets(consumer, &offsets);
-    metrics::histogram!("orderflow_batch_duration_seconds", "consumer" => name.to_string())
+    metrics::histogram!(crate::telemetry::BATCH_DURATION.name, "consumer" => name.to_string())
         .record(started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -356,5 +416,112 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use orderflow_store::StoreError;
+    use rdkafka::ClientConfig;
+
+    use super::*;
+
+    /// A start position whose store can't be read.
+    struct Unreadable;
+
+    impl StartPosition for Unreadable {
+        fn start_offset(&self, partition: i32) -> Result<Option<i64>, RuntimeError> {
+            Err(RuntimeError::Store(StoreError::Corrupt(format!(
+                "checkpoint of partition {partition}"
+            ))))
+        }
+    }
+
+    /// Handles nothing: no broker is there to give it a batch.
+    struct NoBatches;
+
+    impl BatchHandler for NoBatches {
+        type Done = ();
+
+        async fn handle<C: ConsumerContext>(
+            &mut self,
+            _consumer: &StreamConsumer<C>,
+            _batch: &[OwnedMessage],
+        ) -> Result<(Sent, ()), RuntimeError> {
+            Err(RuntimeError::Fatal("no batch was expected".into()))
+        }
+    }
+
+    fn context<P>(start: P) -> Context<P> {
+        Context {
+            start,
+            generation: Arc::new(AtomicU64::new(0)),
+            failure: Failure::default(),
+        }
+    }
+
+    /// A client of a broker that isn't there: it never connects, which these tests don't need.
+    fn offline() -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("group.id", "orderflow-unit-test")
+            .set("enable.auto.commit", "false");
+        config
+    }
+
+    #[test]
+    fn an_unreadable_start_position_assigns_nothing_and_is_recorded() {
+        let consumer: BaseConsumer<Context<Unreadable>> =
+            offline().create_with_context(context(Unreadable)).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("orderflow.order-events", 3);
+        consumer.context().rebalance(
+            &consumer,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS,
+            &mut tpl,
+        );
+        assert_eq!(consumer.assignment().unwrap().count(), 0);
+        assert_eq!(consumer.context().generation.load(Ordering::SeqCst), 0);
+        let recorded = consumer.context().failure.first.lock().unwrap().take();
+        assert!(
+            matches!(&recorded, Some(RuntimeError::Store(StoreError::Corrupt(what))) if what == "checkpoint of partition 3"),
+            "{recorded:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_recorded_failure_is_the_one_handed_on() {
+        let failure = Failure::default();
+        failure.record(RuntimeError::Fatal("first".into()));
+        failure.record(RuntimeError::Fatal("second".into()));
+        let error = failure.wait().await;
+        assert_eq!(error.to_string(), "first");
+    }
+
+    #[tokio::test]
+    async fn the_loop_stops_with_a_failure_recorded_while_it_waits() {
+        let consumer: StreamConsumer<Context<Committed>> =
+            offline().create_with_context(context(Committed)).unwrap();
+        let recorder = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            consumer
+                .context()
+                .failure
+                .record(RuntimeError::Fatal("partition 3: unreadable".into()));
+        };
+        let mut handler = NoBatches;
+        let (outcome, ()) = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(
+                run("test", &consumer, 10, &mut handler, std::future::pending()),
+                recorder
+            )
+        })
+        .await
+        .unwrap();
+        let error = outcome.unwrap_err();
+        assert_eq!(error.to_string(), "partition 3: unreadable");
     }
 }

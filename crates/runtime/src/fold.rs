@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use orderflow_domain::{Effect, Entity, EntityKey, Event, LOG_SCHEMA_VERSION};
+use orderflow_domain::{step, Entity, EntityKey, Event, Mode, Step, LOG_SCHEMA_VERSION};
 use orderflow_store::{Batch, StateStore, StoreError};
 
 /// Reads one record of the order event log.
@@ -27,8 +27,9 @@ pub fn decode_log_record(payload: &[u8]) -> Result<Event, String> {
 pub enum Applied {
     /// Already folded in: a duplicate by event id.
     Duplicate,
-    /// Folded in; what it produced (exceptions, messages, notifications, routing).
-    Changed(Vec<Effect>),
+    /// Folded in; what it produced (exceptions, messages, notifications, routing) and, when
+    /// live, the decisions it led to.
+    Changed(Step),
 }
 
 /// Folds log records over a store, keeping state in memory in between.
@@ -56,13 +57,14 @@ impl Fold {
         }
     }
 
-    /// Folds `event`, read at `offset` of `partition`.
+    /// Folds `event`, read at `offset` of `partition`, with the domain's [`step`] in `mode`.
     pub fn apply(
         &mut self,
         store: &impl StateStore,
         partition: i32,
         offset: i64,
         event: &Event,
+        mode: Mode<'_>,
     ) -> Result<Applied, StoreError> {
         self.batch.checkpoints.insert(partition, offset + 1);
         let slot = (partition, event.key.clone());
@@ -75,14 +77,14 @@ impl Fold {
                     .unwrap_or_else(|| Entity::empty(&event.key)),
             },
         };
-        let applied = match entity.apply(event) {
-            Some(effects) => {
+        let applied = match step(&mut entity, event, mode) {
+            Some(step) => {
                 if entity.applied_kept_apart().is_some() {
                     self.batch
                         .applied
                         .push((slot.clone(), event.event_id.clone()));
                 }
-                Applied::Changed(effects)
+                Applied::Changed(step)
             }
             None => Applied::Duplicate,
         };
@@ -148,28 +150,38 @@ mod tests {
         let (first, second, third) = (level("S-1", 1, 5), level("S-1", 2, 4), level("S-1", 3, 3));
 
         let mut fold = Fold::new(10);
-        assert!(changed(fold.apply(&store, 0, 0, &first).unwrap()));
+        assert!(changed(
+            fold.apply(&store, 0, 0, &first, Mode::Quiet).unwrap()
+        ));
         assert!(
-            !changed(fold.apply(&store, 0, 1, &first).unwrap()),
+            !changed(fold.apply(&store, 0, 1, &first, Mode::Quiet).unwrap()),
             "a copy, in memory"
         );
-        assert!(changed(fold.apply(&store, 0, 2, &second).unwrap()));
+        assert!(changed(
+            fold.apply(&store, 0, 2, &second, Mode::Quiet).unwrap()
+        ));
         fold.write(&store).unwrap();
         assert!(
-            !changed(fold.apply(&store, 0, 3, &second).unwrap()),
+            !changed(fold.apply(&store, 0, 3, &second, Mode::Quiet).unwrap()),
             "a copy, cached"
         );
         // Folded, never written: lost with the process, like a crash.
-        assert!(changed(fold.apply(&store, 0, 4, &third).unwrap()));
+        assert!(changed(
+            fold.apply(&store, 0, 4, &third, Mode::Quiet).unwrap()
+        ));
         drop(fold);
         assert_eq!(store.checkpoint(0).unwrap(), Some(3));
 
         // A new process reads the sku's ids back from the store.
         let mut restarted = Fold::new(10);
-        assert!(!changed(restarted.apply(&store, 0, 3, &first).unwrap()));
-        assert!(!changed(restarted.apply(&store, 0, 3, &second).unwrap()));
+        assert!(!changed(
+            restarted.apply(&store, 0, 3, &first, Mode::Quiet).unwrap()
+        ));
+        assert!(!changed(
+            restarted.apply(&store, 0, 3, &second, Mode::Quiet).unwrap()
+        ));
         assert!(
-            changed(restarted.apply(&store, 0, 4, &third).unwrap()),
+            changed(restarted.apply(&store, 0, 4, &third, Mode::Quiet).unwrap()),
             "the unwritten event is folded again from the log"
         );
     }
@@ -180,12 +192,12 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         let mut fold = Fold::new(1);
         let (a, b) = (level("S-A", 1, 5), level("S-B", 1, 5));
-        fold.apply(&store, 0, 0, &a).unwrap();
-        fold.apply(&store, 0, 1, &b).unwrap();
+        fold.apply(&store, 0, 0, &a, Mode::Quiet).unwrap();
+        fold.apply(&store, 0, 1, &b, Mode::Quiet).unwrap();
         fold.write(&store).unwrap();
         // The cache holds one entity: one of the two came back from sled, ids and all.
-        assert!(!changed(fold.apply(&store, 0, 2, &a).unwrap()));
-        assert!(!changed(fold.apply(&store, 0, 2, &b).unwrap()));
+        assert!(!changed(fold.apply(&store, 0, 2, &a, Mode::Quiet).unwrap()));
+        assert!(!changed(fold.apply(&store, 0, 2, &b, Mode::Quiet).unwrap()));
         assert_eq!(
             fold.entity(0, &EntityKey::Stock("S-A".into())),
             store

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use orderflow_domain::EventId;
-use orderflow_schema::{decode, InputTopic, Provenance, Rejection, RejectionKind};
+use orderflow_schema::{decode, headers, InputTopic, Provenance, Rejection, RejectionKind};
 use orderflow_store::DedupIndex;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -111,7 +111,7 @@ impl BatchHandler for Intake {
                 let content_type = message.headers().and_then(|headers| {
                     headers
                         .iter()
-                        .find(|header| header.key.eq_ignore_ascii_case("content-type"))
+                        .find(|header| header.key.eq_ignore_ascii_case(headers::CONTENT_TYPE))
                         .and_then(|header| header.value)
                 });
                 let payload = message.payload().unwrap_or_default();
@@ -131,11 +131,11 @@ impl BatchHandler for Intake {
                             topic = %provenance.topic, partition = provenance.partition,
                             offset = provenance.offset, fresh, "input record");
                         if !fresh {
-                            metrics::counter!("orderflow_duplicates_dropped_total",
+                            metrics::counter!(crate::telemetry::DUPLICATES_DROPPED.name,
                                 "consumer" => self.name.clone(), "stage" => "intake").increment(1);
                             continue;
                         }
-                        metrics::counter!("orderflow_events_appended_total",
+                        metrics::counter!(crate::telemetry::EVENTS_APPENDED.name,
                             "consumer" => self.name.clone(), "kind" => event.body.kind()).increment(1);
                         let payload = serde_json::to_vec(&event)
                             .map_err(|error| RuntimeError::Fatal(format!("encoding an event: {error}")))?;
@@ -143,7 +143,7 @@ impl BatchHandler for Intake {
                             topic: log_topic.clone(),
                             key: event.key.to_string().into_bytes(),
                             payload,
-                            headers: vec![("content-type", b"application/json".to_vec())],
+                            headers: vec![(headers::CONTENT_TYPE, headers::JSON_CONTENT_TYPE.into())],
                         });
                         self.unindexed.insert(event.event_id.clone());
                         appended.push(event.event_id);

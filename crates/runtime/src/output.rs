@@ -22,18 +22,6 @@ pub struct Output {
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
-/// Header names of a dead letter: Kafka Connect's, so existing DLQ tooling reads them.
-pub mod dlq_headers {
-    pub const TOPIC: &str = "__connect.errors.topic";
-    pub const PARTITION: &str = "__connect.errors.partition";
-    pub const OFFSET: &str = "__connect.errors.offset";
-    pub const CLASS: &str = "__connect.errors.exception.class.name";
-    pub const MESSAGE: &str = "__connect.errors.exception.message";
-    pub const CONNECTOR: &str = "__connect.errors.connector.name";
-    pub const ORIGINAL_KEY: &str = "__orderflow.errors.original.key";
-    pub const FAILED_AT: &str = "__orderflow.errors.failed_at";
-}
-
 /// Where a rejected record came from and what it was.
 pub struct DeadLetter<'a> {
     pub dlq_topic: &'a str,
@@ -48,7 +36,7 @@ pub struct DeadLetter<'a> {
 impl DeadLetter<'_> {
     /// The original bytes, unchanged, with the reason and provenance in headers.
     pub fn output(&self, rejection: &Rejection) -> Output {
-        use dlq_headers::*;
+        use orderflow_schema::headers::dlq::*;
         let mut headers = vec![
             (TOPIC, self.source_topic.as_bytes().to_vec()),
             (PARTITION, self.partition.to_string().into_bytes()),
@@ -61,7 +49,7 @@ impl DeadLetter<'_> {
         if let Some(key) = self.key {
             headers.push((ORIGINAL_KEY, key.to_vec()));
         }
-        metrics::counter!("orderflow_dlq_records_total",
+        metrics::counter!(crate::telemetry::DLQ_RECORDS.name,
             "consumer" => self.consumer.to_string(), "error_type" => rejection.kind.as_str())
         .increment(1);
         Output {

@@ -70,7 +70,7 @@ impl RulesSource {
         match load_rules(path) {
             Ok((rules, bytes)) => {
                 info!(from = %self.current.version, to = %rules.version, path = %path.display(), "rules reloaded");
-                metrics::counter!("orderflow_rules_reloads_total", "outcome" => "applied")
+                metrics::counter!(crate::telemetry::RULES_RELOADS.name, "outcome" => "applied")
                     .increment(1);
                 self.current = rules;
                 self.seen = Some(bytes);
@@ -78,7 +78,7 @@ impl RulesSource {
             }
             Err(error) => {
                 warn!(%error, in_force = %self.current.version, "rules file refused; the rules in force stay");
-                metrics::counter!("orderflow_rules_reloads_total", "outcome" => "refused")
+                metrics::counter!(crate::telemetry::RULES_RELOADS.name, "outcome" => "refused")
                     .increment(1);
                 self.seen = Some(bytes);
                 false

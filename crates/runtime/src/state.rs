@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderflow_domain::{decide, timers, Effect, Entity, EntityKey, Event, EventId, OrderState};
-use orderflow_schema::{Rejection, RejectionKind};
+use orderflow_domain::{fire_timers, timers, Effect, Entity, EntityKey, Event, EventId, Mode};
+use orderflow_schema::output::Versioned;
+use orderflow_schema::{headers, Rejection, RejectionKind};
 use orderflow_store::{SledStore, StateStore};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -37,16 +38,14 @@ use crate::RuntimeError;
 
 pub const CONSUMER_NAME: &str = "orderflow-state";
 
-/// Header of an `order-state` record: the ids of the events it is the first snapshot after.
-pub const EVENT_IDS_HEADER: &str = "orderflow.event-ids";
-
 /// Partitions start where the local store left off.
 pub struct StoreStart(pub Arc<SledStore>);
 
 impl StartPosition for StoreStart {
-    fn start_offset(&self, partition: i32) -> Option<i64> {
-        // No checkpoint: rebuild this partition from the beginning of the log.
-        Some(self.0.checkpoint(partition).ok().flatten().unwrap_or(0))
+    fn start_offset(&self, partition: i32) -> Result<Option<i64>, RuntimeError> {
+        // No checkpoint: rebuild this partition from the beginning of the log. A checkpoint
+        // that can't be read is an error, not a reason to rebuild.
+        Ok(Some(self.0.checkpoint(partition)?.unwrap_or(0)))
     }
 }
 
@@ -175,22 +174,17 @@ impl StateConsumer {
         Ok(())
     }
 
-    /// The decisions `order` calls for now, as log records, each appended at most once
-    /// until it is read back.
-    fn decisions(
+    /// Appends `decisions` to the log, each at most once until it is read back.
+    fn append_decisions(
         &mut self,
-        order: &OrderState,
-        now: orderflow_domain::Timestamp,
-        caused_by: Option<&EventId>,
+        decisions: Vec<Event>,
         outputs: &mut Vec<Output>,
     ) -> Result<(), RuntimeError> {
-        let rules = self.rules.current();
-        for body in decide(order, rules, now) {
-            let decision = Event::decision(&order.order_id, now, CONSUMER_NAME, caused_by, body);
+        for decision in decisions {
             if self.in_flight.insert(decision.event_id.clone()) {
-                info!(order_id = %order.order_id, decision = decision.body.kind(),
-                    rule_version = %rules.version, "decision recorded");
-                metrics::counter!("orderflow_decisions_total", "kind" => decision.body.kind())
+                debug!(order_id = %decision.key, decision = decision.body.kind(),
+                    rule_version = %self.rules.current().version, "decision recorded");
+                metrics::counter!(crate::telemetry::DECISIONS.name, "kind" => decision.body.kind())
                     .increment(1);
                 outputs.push(log_record(&self.topics, &decision)?);
             }
@@ -202,28 +196,28 @@ impl StateConsumer {
     fn publish(&self, effect: &Effect, outputs: &mut Vec<Output>) -> Result<(), RuntimeError> {
         match effect {
             Effect::Exception(change) => {
-                metrics::counter!("orderflow_exceptions_total",
+                metrics::counter!(crate::telemetry::EXCEPTIONS.name,
                     "kind" => change.exception.kind.as_str(), "action" => change.action.as_str())
                 .increment(1);
                 outputs.push(Output {
                     topic: self.topics.exceptions(),
                     key: change.order_id.to_string().into_bytes(),
-                    headers: vec![("orderflow.change-id", change.change_id().into_bytes())],
-                    payload: to_json(change)?,
+                    headers: vec![(headers::CHANGE_ID, change.change_id().into_bytes())],
+                    payload: to_json(&Versioned::new(change))?,
                 });
             }
             Effect::Append(message) => outputs.push(log_record(&self.topics, message)?),
             Effect::Notify(notification) => {
-                metrics::counter!("orderflow_notifications_total", "kind" => notification.kind.clone())
+                metrics::counter!(crate::telemetry::NOTIFICATIONS.name, "kind" => notification.kind.clone())
                     .increment(1);
                 outputs.push(Output {
                     topic: self.topics.notifications(),
                     key: notification.order_id.to_string().into_bytes(),
                     headers: vec![(
-                        "orderflow.notification-id",
+                        headers::NOTIFICATION_ID,
                         notification.notification_id.to_string().into_bytes(),
                     )],
-                    payload: to_json(notification)?,
+                    payload: to_json(&Versioned::new(notification))?,
                 });
             }
             Effect::Route(instruction) => {
@@ -233,10 +227,10 @@ impl StateConsumer {
                     topic: self.topics.warehouse_routing(),
                     key: instruction.warehouse.clone().into_bytes(),
                     headers: vec![(
-                        "orderflow.routing-id",
+                        headers::ROUTING_ID,
                         instruction.routing_id.clone().into_bytes(),
                     )],
-                    payload: to_json(instruction)?,
+                    payload: to_json(&Versioned::new(instruction))?,
                 });
             }
         }
@@ -335,7 +329,8 @@ impl BatchHandler for StateConsumer {
                 continue;
             }
             for order in &due {
-                self.decisions(order, now, None, &mut outputs)?;
+                let decisions = fire_timers(order, self.rules.current(), now, CONSUMER_NAME);
+                self.append_decisions(decisions, &mut outputs)?;
             }
         }
         if !outputs.is_empty() {
@@ -382,7 +377,7 @@ impl BatchHandler for StateConsumer {
                                     key: message.key(),
                                     payload: message.payload().unwrap_or_default(),
                                 }
-                                .output(&Rejection { kind: RejectionKind::MalformedJson, message: reason }),
+                                .output(&Rejection { kind: RejectionKind::UnreadableLogRecord, message: reason }),
                             );
                         }
                         self.fold.skip(partition, offset);
@@ -390,14 +385,19 @@ impl BatchHandler for StateConsumer {
                     }
                 };
                 self.in_flight.remove(&event.event_id);
-                let effects = match self.fold.apply(store.as_ref(), partition, offset, &event)? {
+                let mode = if live {
+                    Mode::Live { rules: self.rules.current(), now, decider: CONSUMER_NAME }
+                } else {
+                    Mode::Quiet
+                };
+                let step = match self.fold.apply(store.as_ref(), partition, offset, &event, mode)? {
                     Applied::Duplicate => {
                         debug!(order_id = %event.key, event_id = %event.event_id, partition, offset, "duplicate event dropped");
-                        metrics::counter!("orderflow_duplicates_dropped_total",
+                        metrics::counter!(crate::telemetry::DUPLICATES_DROPPED.name,
                             "consumer" => CONSUMER_NAME, "stage" => "fold").increment(1);
                         continue;
                     }
-                    Applied::Changed(effects) => effects,
+                    Applied::Changed(step) => step,
                 };
                 self.next_due.remove(&(partition, event.key.clone()));
                 debug!(order_id = %event.key, kind = event.body.kind(), partition, offset, live, "event folded");
@@ -407,13 +407,10 @@ impl BatchHandler for StateConsumer {
                 if matches!(event.key, EntityKey::Order(_)) {
                     snapshots.entry((partition, event.key.clone())).or_default().push(event.event_id.to_string());
                 }
-                for effect in &effects {
+                for effect in &step.effects {
                     self.publish(effect, &mut outputs)?;
                 }
-                if let Some(Entity::Order(order)) = self.fold.entity(partition, &event.key) {
-                    let order = order.clone();
-                    self.decisions(&order, now, Some(&event.event_id), &mut outputs)?;
-                }
+                self.append_decisions(step.decisions, &mut outputs)?;
             }
             for ((partition, key), event_ids) in &snapshots {
                 if let Some(Entity::Order(order)) = self.fold.entity(*partition, key) {
@@ -421,10 +418,10 @@ impl BatchHandler for StateConsumer {
                         topic: self.topics.order_state(),
                         key: key.to_string().into_bytes(),
                         headers: vec![
-                            ("orderflow.version", order.version.to_string().into_bytes()),
-                            (EVENT_IDS_HEADER, event_ids.join(",").into_bytes()),
+                            (headers::VERSION, order.version.to_string().into_bytes()),
+                            (headers::EVENT_IDS, event_ids.join(",").into_bytes()),
                         ],
-                        payload: to_json(&order.snapshot())?,
+                        payload: to_json(&Versioned::new(order.snapshot()))?,
                     });
                 }
             }
@@ -457,7 +454,7 @@ pub fn log_record(topics: &Topics, event: &Event) -> Result<Output, RuntimeError
     Ok(Output {
         topic: topics.order_events(),
         key: event.key.to_string().into_bytes(),
-        headers: vec![("content-type", b"application/json".to_vec())],
+        headers: vec![(headers::CONTENT_TYPE, headers::JSON_CONTENT_TYPE.into())],
         payload: to_json(event)?,
     })
 }
@@ -465,4 +462,37 @@ pub fn log_record(topics: &Topics, event: &Event) -> Result<Output, RuntimeError
 fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, RuntimeError> {
     serde_json::to_vec(value)
         .map_err(|error| RuntimeError::Fatal(format!("encoding output: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_that_cannot_be_read_is_an_error_not_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Written behind the store's back, in its layout (`c/{partition:08x}` → an
+            // 8-byte offset): one good checkpoint, one of 3 bytes.
+            let db = sled::open(dir.path()).unwrap();
+            db.insert(b"c/00000001", &42_i64.to_be_bytes()).unwrap();
+            db.insert(b"c/00000002", &[1_u8, 2, 3]).unwrap();
+            db.flush().unwrap();
+        }
+        let start = StoreStart(Arc::new(SledStore::open(dir.path()).unwrap()));
+        assert_eq!(start.start_offset(1).unwrap(), Some(42));
+        assert_eq!(
+            start.start_offset(7).unwrap(),
+            Some(0),
+            "no checkpoint: rebuild"
+        );
+        let error = start.start_offset(2).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RuntimeError::Store(orderflow_store::StoreError::Corrupt(_))
+            ),
+            "{error:?}"
+        );
+    }
 }

@@ -8,6 +8,8 @@
 //! Protobuf records are mapped onto the JSON shape first so both forms go through the same
 //! validation: one set of rules, one set of messages.
 
+pub mod headers;
+pub mod output;
 mod proto;
 mod validate;
 
@@ -116,6 +118,9 @@ pub enum RejectionKind {
     InvalidField,
     WrongTopic,
     UnsupportedVersion,
+    /// A record of `order-events` the state consumer can't read back as an event: not an
+    /// input record, so none of the input kinds above fits.
+    UnreadableLogRecord,
 }
 
 impl RejectionKind {
@@ -126,6 +131,7 @@ impl RejectionKind {
             RejectionKind::InvalidField => "invalid_field",
             RejectionKind::WrongTopic => "wrong_topic",
             RejectionKind::UnsupportedVersion => "unsupported_version",
+            RejectionKind::UnreadableLogRecord => "unreadable_log_record",
         }
     }
 }

@@ -198,6 +198,67 @@ fn a_retried_callback_has_the_same_event_id_and_a_new_fact_another() {
     assert_ne!(id(&base), id(&other));
 }
 
+/// The parts `docs/input-contract.md` (section 6) says each kind's event id hashes, in order.
+fn documented_identity(record: &serde_json::Value) -> Vec<String> {
+    let field = |name: &str| record[name].as_str().unwrap().trim().to_string();
+    let kind = field("kind");
+    if kind == "stock_level_changed" {
+        let at = chrono::DateTime::parse_from_rfc3339(&field("occurred_at"))
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false);
+        let sku = field("sku");
+        return vec![kind, format!("sku:{sku}"), field("warehouse"), sku, at];
+    }
+    let order_id = format!(
+        "{}:{}",
+        field("channel").to_lowercase(),
+        field("platform_order_id")
+    );
+    let identity: &[&str] = match kind.as_str() {
+        "order_placed" | "order_cancelled" | "order_completed" => &[],
+        "payment_captured" | "payment_failed" => &["payment_id"],
+        "payment_refunded" => &["refund_id"],
+        "shipment_dispatched" | "shipment_delivered" | "shipment_returned" => {
+            &["carrier", "tracking_no"]
+        }
+        "warehouse_accepted" => &["routing_id"],
+        "review_approved" | "review_rejected" | "exception_resolved" | "exception_assigned"
+        | "customer_choice" => &["action_id"],
+        other => panic!("the contract documents no identity for {other}"),
+    };
+    let mut parts = vec![kind.clone(), order_id];
+    parts.extend(identity.iter().map(|name| field(name)));
+    parts
+}
+
+#[test]
+fn every_event_id_is_the_documented_hash() {
+    use sha2::{Digest, Sha256};
+    let hash = |parts: &[String]| {
+        let digest = Sha256::digest(parts.join("\u{1f}").as_bytes());
+        hex::encode(&digest[..16])
+    };
+    for path in examples("") {
+        let bytes = fs::read(&path).unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let topic = topic_of(&bytes);
+        let event = decode(topic, &provenance(topic), None, &bytes).unwrap();
+        let parts = documented_identity(&record);
+        assert_eq!(
+            event.event_id.as_str(),
+            hash(&parts),
+            "{}: {parts:?}",
+            path.display()
+        );
+    }
+    // The worked example of the contract.
+    assert_eq!(
+        hash(&documented_identity(&example("payment_captured"))),
+        "4166ef899a952f49589c53d6444296d7"
+    );
+}
+
 #[test]
 fn protobuf_and_json_forms_give_the_same_event() {
     let proto = v1::InputEvent {

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, FixedOffset, TimeZone};
-use orderflow_domain::{Channel, Entity, EntityKey, EventId, Rules, World};
+use orderflow_domain::{Channel, Entity, EntityKey, EventId, OrderSnapshot, Rules, World};
 use orderflow_schema::{decode, InputTopic, Provenance};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -507,7 +507,10 @@ impl Verdict {
 }
 
 /// Compares the latest snapshot per order (`order-state` values) with the expected states.
-pub fn verify(expected: &BTreeMap<String, Expected>, actual: &BTreeMap<String, Value>) -> Verdict {
+pub fn verify(
+    expected: &BTreeMap<String, Expected>,
+    actual: &BTreeMap<String, OrderSnapshot>,
+) -> Verdict {
     let mut verdict = Verdict {
         orders: expected.len(),
         ..Verdict::default()
@@ -522,13 +525,12 @@ pub fn verify(expected: &BTreeMap<String, Expected>, actual: &BTreeMap<String, V
             }
             continue;
         };
-        let approved = state["approval"].is_object();
         let got = Expected {
-            status: state["status"].as_str().unwrap_or_default().to_string(),
-            facts: state["facts"].as_u64().unwrap_or_default(),
-            approved: want.approved.map(|_| approved),
-            paid_fen: state["paid_fen"].as_u64().unwrap_or_default(),
-            refunded_fen: state["refunded_fen"].as_u64().unwrap_or_default(),
+            status: state.status.as_str().to_string(),
+            facts: state.facts,
+            approved: want.approved.map(|_| state.approval.is_some()),
+            paid_fen: state.paid_fen,
+            refunded_fen: state.refunded_fen,
         };
         if got == *want {
             continue;
@@ -554,6 +556,7 @@ pub fn verify(expected: &BTreeMap<String, Expected>, actual: &BTreeMap<String, V
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use orderflow_domain::{Approval, ApprovalDecision, ApprovalOutcome, OrderState, Status};
 
     #[test]
     fn a_plan_is_reproducible_and_has_every_kind_of_mess() {
@@ -600,30 +603,35 @@ mod tests {
             orders: 20,
             ..Mix::default()
         });
-        let mut actual: BTreeMap<String, Value> = plan
+        let mut actual: BTreeMap<String, OrderSnapshot> = plan
             .expected
             .iter()
             .map(|(order, e)| {
-                let approved = e.approved.unwrap_or(false);
-                let approval = if approved {
-                    json!({"outcome": "auto_approved"})
-                } else {
-                    Value::Null
-                };
-                (
-                    order.clone(),
-                    json!({"status": e.status, "facts": e.facts, "approval": approval,
-                    "paid_fen": e.paid_fen, "refunded_fen": e.refunded_fen}),
-                )
+                let mut snapshot = OrderState::new(order.parse().unwrap()).snapshot();
+                snapshot.status = serde_json::from_value(json!(e.status)).unwrap();
+                snapshot.facts = e.facts;
+                snapshot.paid_fen = e.paid_fen;
+                snapshot.refunded_fen = e.refunded_fen;
+                if e.approved == Some(true) {
+                    snapshot.approval = Some(ApprovalDecision {
+                        outcome: ApprovalOutcome::AutoApproved,
+                        rule: Approval {
+                            rule_version: "test".into(),
+                            threshold_fen: 50_000,
+                        },
+                        decided_at: base_time().with_timezone(&chrono::Utc),
+                    });
+                }
+                (order.clone(), snapshot)
             })
             .collect();
         assert!(verify(&plan.expected, &actual).passed());
         let mut keys = actual.keys().cloned().collect::<Vec<_>>().into_iter();
         actual.remove(&keys.next().unwrap());
         let twice = keys.next().unwrap();
-        actual.get_mut(&twice).unwrap()["facts"] = json!(99);
+        actual.get_mut(&twice).unwrap().facts = 99;
         let wrong = keys.next().unwrap();
-        actual.get_mut(&wrong).unwrap()["status"] = json!("on_hold");
+        actual.get_mut(&wrong).unwrap().status = Status::OnHold;
         let verdict = verify(&plan.expected, &actual);
         assert_eq!((verdict.lost, verdict.duplicated, verdict.wrong), (1, 1, 1));
     }

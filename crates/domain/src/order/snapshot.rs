@@ -1,22 +1,23 @@
 //! The published view of an order: the value on `order-state`, what a dashboard or a WMS
-//! reads. Borrowed from the state, so publishing it copies nothing.
+//! reads. Owned and deserialisable, so every reader in the repository (the CLI, the simulator,
+//! the tests) reads the same type the state consumer writes.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::state::{ApprovalDecision, Held, OrderState, RefundRequest, Review, Shipment};
 use super::status::Status;
 use crate::event::Routing;
 use crate::exception::ExceptionRecord;
-use crate::ids::{Fen, OrderId, Timestamp};
+use crate::ids::{Channel, Fen, OrderId, Timestamp};
 
 impl OrderState {
     /// What `order-state` carries: the order as a dashboard or WMS needs it.
-    pub fn snapshot(&self) -> OrderSnapshot<'_> {
+    pub fn snapshot(&self) -> OrderSnapshot {
         OrderSnapshot {
-            order_id: &self.order_id,
-            channel: self.order_id.channel().as_str(),
+            order_id: self.order_id.clone(),
+            channel: self.order_id.channel(),
             version: self.version,
             facts: self.facts,
             status: self.status,
@@ -25,22 +26,22 @@ impl OrderState {
             refunded_fen: self.refunded_fen(),
             placed_at: self.placed.as_ref().map(|p| p.placed_at),
             updated_at: self.updated_at,
-            approval: self.approval.as_ref(),
-            review: self.review.as_ref(),
-            reservations: &self.reservations,
-            routing: self.routing.as_ref(),
-            refund_request: self.refund_request.as_ref(),
-            shipments: &self.shipments,
-            open_exceptions: self.open_exceptions().collect(),
+            approval: self.approval.clone(),
+            review: self.review.clone(),
+            reservations: self.reservations.clone(),
+            routing: self.routing.clone(),
+            refund_request: self.refund_request.clone(),
+            shipments: self.shipments.clone(),
+            open_exceptions: self.open_exceptions().cloned().collect(),
         }
     }
 }
 
 /// The published view of an order (the value on `order-state`).
-#[derive(Debug, Serialize)]
-pub struct OrderSnapshot<'a> {
-    pub order_id: &'a OrderId,
-    pub channel: &'static str,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSnapshot {
+    pub order_id: OrderId,
+    pub channel: Channel,
     pub version: u64,
     pub facts: u64,
     pub status: Status,
@@ -49,11 +50,11 @@ pub struct OrderSnapshot<'a> {
     pub refunded_fen: Fen,
     pub placed_at: Option<Timestamp>,
     pub updated_at: Option<Timestamp>,
-    pub approval: Option<&'a ApprovalDecision>,
-    pub review: Option<&'a Review>,
-    pub reservations: &'a BTreeMap<String, Held>,
-    pub routing: Option<&'a Routing>,
-    pub refund_request: Option<&'a RefundRequest>,
-    pub shipments: &'a [Shipment],
-    pub open_exceptions: Vec<&'a ExceptionRecord>,
+    pub approval: Option<ApprovalDecision>,
+    pub review: Option<Review>,
+    pub reservations: BTreeMap<String, Held>,
+    pub routing: Option<Routing>,
+    pub refund_request: Option<RefundRequest>,
+    pub shipments: Vec<Shipment>,
+    pub open_exceptions: Vec<ExceptionRecord>,
 }

@@ -21,7 +21,7 @@ pub enum Status {
     Cancelled,
     Refunded,
     Returned,
-    /// A blocking exception is open on an order that hasn't shipped.
+    /// A blocking exception is open on an order not yet routed (pending payment up to allocated).
     OnHold,
 }
 

@@ -18,6 +18,11 @@
 #                         start and warm up, less CPU per request once warm (benchmarks)
 #   BROKER_START_TIMEOUT  seconds to wait for the broker to serve metadata (default 90)
 #   BROKER_LOCK_WAIT      seconds to wait for the lock (default 600)
+#   KAFKA_FLAVOUR         plaintext (default), or sasl_ssl: clients must log in with SCRAM-SHA-512
+#                         over TLS (what scripts/kafka-sasl.sh runs; its own run dir and lock, so
+#                         both brokers can run at once). `start` generates a CA, the broker's
+#                         certificate and a SCRAM user, and writes the client settings as
+#                         environment lines to .tools/kafka-sasl-run/client.env
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -32,11 +37,22 @@ KAFKA_HOME=$TOOLS/kafka-$KAFKA_VERSION
 LIBS=$KAFKA_HOME/libs
 MARKER=$LIBS/.installed
 
-BROKER="Kafka $KAFKA_VERSION"
-LOCK=$TOOLS/kafka.lock
+FLAVOUR=${KAFKA_FLAVOUR:-plaintext}
+case $FLAVOUR in
+  plaintext)
+    BROKER="Kafka $KAFKA_VERSION"
+    LOCK=$TOOLS/kafka.lock
+    set_run_dir "$TOOLS/kafka-run"
+    ;;
+  sasl_ssl)
+    BROKER="Kafka $KAFKA_VERSION SASL_SSL"
+    LOCK=$TOOLS/kafka-sasl.lock
+    set_run_dir "$TOOLS/kafka-sasl-run"
+    ;;
+  *) die "KAFKA_FLAVOUR must be plaintext or sasl_ssl, not '$FLAVOUR'" ;;
+esac
 START_TIMEOUT=${BROKER_START_TIMEOUT:-90}
 STOP_TIMEOUT=30
-set_run_dir "$TOOLS/kafka-run"
 
 if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then JAVA=$JAVA_HOME/bin/java; else JAVA=java; fi
 # AppCDS: the first broker run records the classes it loaded (-XX:ArchiveClassesAtExit, written
@@ -105,20 +121,73 @@ while True:
         break'
 }
 
+# tls_material DIR PASSWORD : a throwaway CA, and a certificate it signs for 127.0.0.1 /
+# localhost in a PKCS#12 keystore for the broker (DIR/ca.pem, DIR/broker.p12).
+tls_material() {
+  local dir=$1 password=$2
+  need openssl
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -keyout ca.key -out ca.pem \
+      -subj "/CN=orderflow test CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -sha256 -days 7 \
+      -extfile broker.ext -out broker.pem
+    openssl pkcs12 -export -name broker -in broker.pem -inkey broker.key -certfile ca.pem \
+      -passout "pass:$password" -out broker.p12
+    rm -f ca.key broker.key broker.csr
+  ) >"$RUN/tls.out" 2>&1 || { show_tail "$RUN/tls.out"; die "generating the TLS material failed"; }
+}
+
+# secure_props PROPS INTERNAL_PORT PORT CONTROLLER_PORT : the SASL_SSL listener and its TLS material and client
+# settings; prints the StorageTool arguments that create the SCRAM user.
+secure_props() {
+  local props=$1 iport=$2 port=$3 cport=$4 t keystore_password user=orderflow password
+  keystore_password=$(openssl rand -hex 16)
+  password=$(openssl rand -hex 16)
+  tls_material "$RUN/tls" "$keystore_password"
+  t=$(<"$DEPLOY/sasl-ssl.properties.template")
+  t=${t//@BROKER_PORT@/"$port"}
+  t=${t//@INTERNAL_PORT@/"$iport"}
+  t=${t//@CONTROLLER_PORT@/"$cport"}
+  t=${t//@TLS_DIR@/"$RUN/tls"}
+  t=${t//@KEYSTORE_PASSWORD@/"$keystore_password"}
+  printf '%s\n' "$t" >>"$props"
+  mkdir -p "$RUN/client"
+  (umask 077 && printf '%s\n' "$password" >"$RUN/client/password")
+  # What a client needs, as orderflow's environment variables (one per line, no quoting).
+  printf '%s\n' \
+    "ORDERFLOW_KAFKA_CLIENT__SECURITY_PROTOCOL=SASL_SSL" \
+    "ORDERFLOW_KAFKA_CLIENT__SASL_MECHANISM=SCRAM-SHA-512" \
+    "ORDERFLOW_KAFKA_CLIENT__SASL_USERNAME=$user" \
+    "ORDERFLOW_KAFKA_SASL_PASSWORD_FILE=$RUN/client/password" \
+    "ORDERFLOW_KAFKA_CLIENT__SSL_CA_LOCATION=$RUN/tls/ca.pem" >"$RUN/client.env"
+  echo "$iport" >"$RUN/probe-port"
+  printf '%s\n' --add-scram "SCRAM-SHA-512=[name=$user,password=$password]"
+}
+
 # broker_launch PORT : write server.properties, format the KRaft storage, spawn kafka.Kafka.
 broker_launch() {
-  local port=$1 cport props=$RUN/server.properties t opts
-  cport=$(free_ports 1)
-  while [[ $cport == "$port" ]]; do cport=$(free_ports 1); done
+  local port=$1 cport iport props=$RUN/server.properties t opts scram=()
+  read -r cport iport < <(free_ports 2)
+  while [[ $cport == "$port" || $iport == "$port" ]]; do read -r cport iport < <(free_ports 2); done
   t=$(<"$DEPLOY/server.properties.template")
   t=${t//@BROKER_PORT@/"$port"}
   t=${t//@CONTROLLER_PORT@/"$cport"}
   t=${t//@DATA_DIR@/"$RUN/data"}
   printf '%s\n' "$t" >"$props"
+  if [[ $FLAVOUR == sasl_ssl ]]; then
+    mapfile -t scram < <(secure_props "$props" "$iport" "$port" "$cport")
+    ((${#scram[@]} == 2)) || die "setting up SASL_SSL failed"
+  fi
   mkdir -p "$RUN/data"
   mapfile -t opts < <(jvm_opts)
   "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool \
-    format --standalone -t "$(new_cluster_id)" -c "$props" >"$RUN/format.out" 2>&1 \
+    format --standalone -t "$(new_cluster_id)" -c "$props" "${scram[@]}" >"$RUN/format.out" 2>&1 \
     || { show_tail "$RUN/format.out"; die "formatting the KRaft storage failed"; }
   if [[ -n $CDS && ! -f $CDS ]]; then opts+=("-XX:ArchiveClassesAtExit=$RUN/cds.jsa"); fi
   spawn_detached "$RUN" "$PIDFILE" "$RUN/kafka.out" \

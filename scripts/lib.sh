@@ -225,7 +225,13 @@ broker_alive() {
   [[ -n $pid && -s $RUN/bootstrap && $(cat "$RUN/broker" 2>/dev/null) == "$BROKER" ]] || return 1
   pid_matches "$pid" "$(broker_pattern)" || return 1
   bootstrap=$(<"$RUN/bootstrap")
-  kafka_probe "${bootstrap%:*}" "${bootstrap##*:}"
+  kafka_probe "${bootstrap%:*}" "$(probe_port "${bootstrap##*:}")"
+}
+
+# probe_port PORT : the port the readiness probe talks to: PORT, or the plaintext listener a
+# broker whose clients must log in names in $RUN/probe-port (the probe speaks no SASL or TLS).
+probe_port() {
+  if [[ -s $RUN/probe-port ]]; then cat "$RUN/probe-port"; else echo "$1"; fi
 }
 
 # start_once : one attempt in a fresh run dir; 0 ready, 1 timeout, 2 broker exited.
@@ -236,7 +242,7 @@ start_once() {
   mkdir -p "$RUN"
   broker_launch "$port"
   pid=$(broker_pid)
-  wait_ready "$pid" "$START_TIMEOUT" kafka_probe 127.0.0.1 "$port" || rc=$?
+  wait_ready "$pid" "$START_TIMEOUT" kafka_probe 127.0.0.1 "$(probe_port "$port")" || rc=$?
   if ((rc == 0)); then
     echo "$BROKER" >"$RUN/broker" # a version bump makes `ensure` restart an older broker
     echo "127.0.0.1:$port" >"$RUN/bootstrap"

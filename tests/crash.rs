@@ -47,11 +47,10 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
             .iter()
             .map(|r| (r.topic.name().to_string(), r.key.clone(), r.payload.clone()))
             .collect();
-        let brokers = harness.brokers.clone();
+        let mut settings = harness.client_config();
         let prefix = harness.prefix.clone();
         tokio::spawn(async move {
-            let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
+            let producer: rdkafka::producer::FutureProducer = settings
                 .set("partitioner", "murmur2_random")
                 .create()
                 .unwrap();

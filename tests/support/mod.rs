@@ -47,6 +47,15 @@ fn brokers() -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
+/// The Kafka client settings of the environment the tests run in: the security settings of a
+/// secured broker (`ORDERFLOW_KAFKA_CLIENT__SECURITY_PROTOCOL`, ...), which the spawned binaries
+/// inherit too.
+pub fn environment_kafka() -> KafkaConfig {
+    orderflow_runtime::config::Config::load(None)
+        .expect("the ORDERFLOW_ environment of the test run is a valid configuration")
+        .kafka
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -119,7 +128,11 @@ pub const CLOCK_START: &str = "2026-11-25T00:00:00Z";
 impl Harness {
     /// A fresh namespace on the broker, with every topic created by the real CLI.
     pub fn new(test: &str) -> Harness {
-        let brokers = brokers();
+        Harness::on(test, brokers())
+    }
+
+    /// [`Harness::new`] on the broker at `brokers` (a test's own broker).
+    pub fn on(test: &str, brokers: String) -> Harness {
         let unique = format!(
             "{}-{}-{}",
             std::process::id(),
@@ -132,10 +145,9 @@ impl Harness {
             brokers: brokers.clone(),
             topic_prefix: prefix.clone(),
             partitions: PARTITIONS,
-            ..KafkaConfig::default()
+            ..environment_kafka()
         };
-        let producer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
+        let producer = orderflow_runtime::kafka::client_config(&kafka)
             .set("partitioner", "murmur2_random")
             .create()
             .unwrap();
@@ -154,6 +166,12 @@ impl Harness {
             String::from_utf8_lossy(&created.stderr)
         );
         harness
+    }
+
+    /// The settings of a client of the test's broker (its security settings included), for a
+    /// test's own producer or consumer.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        orderflow_runtime::kafka::client_config(&self.kafka)
     }
 
     pub fn topic(&self, name: &str) -> String {
@@ -244,13 +262,22 @@ impl Harness {
 
     /// Starts a consumer binary (`orderflow-state`, `orderflow-payments`, ...).
     pub fn spawn(&self, name: &str, instance: &str) -> Proc {
+        self.spawn_with(name, instance, &[])
+    }
+
+    /// [`Harness::spawn`] with more environment variables (the gateway's listen address and
+    /// credentials file, ...).
+    pub fn spawn_with(&self, name: &str, instance: &str, env: &[(&str, &str)]) -> Proc {
         let binary = match name {
+            "orderflow-gateway" => env!("CARGO_BIN_EXE_orderflow-gateway"),
             "orderflow-orders" => env!("CARGO_BIN_EXE_orderflow-orders"),
             "orderflow-payments" => env!("CARGO_BIN_EXE_orderflow-payments"),
             "orderflow-shipments" => env!("CARGO_BIN_EXE_orderflow-shipments"),
             "orderflow-inventory" => env!("CARGO_BIN_EXE_orderflow-inventory"),
             "orderflow-actions" => env!("CARGO_BIN_EXE_orderflow-actions"),
             "orderflow-state" => env!("CARGO_BIN_EXE_orderflow-state"),
+            "orderflow-sync" => env!("CARGO_BIN_EXE_orderflow-sync"),
+            "orderflow-notify" => env!("CARGO_BIN_EXE_orderflow-notify"),
             other => panic!("no binary {other}"),
         };
         let logs = self.dir.path().join("logs");
@@ -261,11 +288,26 @@ impl Harness {
             .open(logs.join(format!("{name}-{instance}.log")))
             .unwrap();
         let mut command = self.command(binary);
+        // A door's endpoints (`[sync]`, `[notify]`) from the test's `{name}.toml`, if it wrote one.
+        let door_config = self.dir.path().join(format!("{name}.toml"));
+        if door_config.exists() {
+            command.env("ORDERFLOW_CONFIG", door_config);
+        }
         if self.rules_file().exists() {
             command.env("ORDERFLOW_RULES", self.rules_file());
         }
+        command.envs(env.iter().copied());
+        if name == "orderflow-gateway" {
+            // One log per copy; the gateway itself takes no --instance.
+            command.env("ORDERFLOW_INSTANCE", instance);
+        }
+        let args: &[&str] = if name == "orderflow-gateway" {
+            &[]
+        } else {
+            &["--instance", instance]
+        };
         let child = command
-            .args(["--instance", instance])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

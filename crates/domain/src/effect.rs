@@ -29,7 +29,8 @@ pub struct Notification {
     pub order_id: OrderId,
     pub audience: Audience,
     /// `out_of_stock_choice`, `refund_requested`, `compensation_coupon`, `payment_timed_out`,
-    /// `exception_escalated`, `action_ignored`.
+    /// `exception_raised` (kinds that alert when raised), `exception_escalated`,
+    /// `action_ignored`.
     pub kind: String,
     pub message: String,
     /// The answers the customer may send back on `in.actions` (`customer_choice`).
@@ -43,9 +44,19 @@ pub struct Notification {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "to", rename_all = "snake_case")]
 pub enum Audience {
-    Customer { buyer_id: String },
-    Owner { owner: Owner, level: Level },
-    Operator { actor_id: String },
+    /// The buyer, reached by SMS at the order's phone (personal data: mask it in any log).
+    Customer {
+        buyer_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+    },
+    Owner {
+        owner: Owner,
+        level: Level,
+    },
+    Operator {
+        actor_id: String,
+    },
 }
 
 /// What a WMS consumes from `warehouse-routing` (key = warehouse); documented in

@@ -10,6 +10,7 @@ use crate::exception::{ExceptionKind, Level};
 use crate::ids::{Actor, Channel, EntityKey, EventId, Fen, OrderId, Timestamp};
 use crate::personal::{mask_detail, mask_phone};
 use crate::rules::PurchaseLimit;
+use crate::sync::{NoticeDelivery, SyncAttempt};
 
 /// Version of the log record layout; an older version is upcast on read, never rewritten.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
@@ -182,6 +183,16 @@ pub enum EventBody {
         qty: u64,
         available: u64,
     },
+    /// Decision (timer): the order waited for a person's review longer than the review SLA.
+    ReviewOverdue {
+        sla_minutes: u32,
+        rule_version: String,
+    },
+    /// `orderflow-sync` told (or tried to tell) the order's channel about a change, and decided
+    /// from the answer whether and when to try again.
+    ChannelSyncAttempted(SyncAttempt),
+    /// `orderflow-notify` sent (or tried to send) a notification of the order.
+    NotificationDelivered(NoticeDelivery),
 }
 
 impl EventBody {
@@ -218,6 +229,9 @@ impl EventBody {
             EventBody::StockReleaseRequested { .. } => "stock_release_requested",
             EventBody::StockReserved { .. } => "stock_reserved",
             EventBody::StockShortage { .. } => "stock_shortage",
+            EventBody::ReviewOverdue { .. } => "review_overdue",
+            EventBody::ChannelSyncAttempted(_) => "channel_sync_attempted",
+            EventBody::NotificationDelivered(_) => "notification_delivered",
         }
     }
 
@@ -267,7 +281,9 @@ impl EventBody {
             | EventBody::OrderRouted(Routing { rule_version, .. })
             | EventBody::PaymentTimedOut { rule_version, .. }
             | EventBody::ExceptionEscalated { rule_version, .. }
-            | EventBody::RefundRequested { rule_version, .. } => Some(rule_version),
+            | EventBody::RefundRequested { rule_version, .. }
+            | EventBody::ReviewOverdue { rule_version, .. } => Some(rule_version),
+            EventBody::ChannelSyncAttempted(attempt) => Some(&attempt.rule_version),
             _ => None,
         }
     }
@@ -403,6 +419,12 @@ impl EventBody {
                 qty,
                 available,
             } => format!("{qty} × {sku} wanted, {available} available"),
+            EventBody::ReviewOverdue {
+                sla_minutes,
+                rule_version,
+            } => format!("rule {rule_version}: not reviewed within {sla_minutes} min"),
+            EventBody::ChannelSyncAttempted(attempt) => attempt.describe(),
+            EventBody::NotificationDelivered(delivery) => delivery.describe(),
             // Facts and actions: `describe_fact`.
             _ => String::new(),
         }
@@ -499,6 +521,50 @@ impl Event {
                 caused_by: caused_by.cloned(),
             },
             body,
+        }
+    }
+
+    /// What became of an attempt to tell the order's channel about a change, recorded by
+    /// `origin` (`orderflow-sync`). One id per change and attempt: an attempt recorded again
+    /// after a crash is a copy the fold drops.
+    pub fn sync_attempt(order_id: &OrderId, origin: &str, attempt: SyncAttempt) -> Event {
+        let order_text = order_id.to_string();
+        let number = attempt.attempt.to_string();
+        Event {
+            schema_version: LOG_SCHEMA_VERSION,
+            event_id: EventId::derive(&[
+                "channel_sync_attempted",
+                &order_text,
+                &attempt.change_id,
+                &number,
+            ]),
+            key: EntityKey::Order(order_id.clone()),
+            occurred_at: attempt.sent_at,
+            source: Source {
+                channel: Some(order_id.channel()),
+                ..Source::origin(origin)
+            },
+            body: EventBody::ChannelSyncAttempted(attempt),
+        }
+    }
+
+    /// What became of a notification of the order, recorded by `origin` (`orderflow-notify`).
+    /// One id per notification and target.
+    pub fn notice_delivery(order_id: &OrderId, origin: &str, delivery: NoticeDelivery) -> Event {
+        Event {
+            schema_version: LOG_SCHEMA_VERSION,
+            event_id: EventId::derive(&[
+                "notification_delivered",
+                delivery.notification_id.as_str(),
+                &delivery.target,
+            ]),
+            key: EntityKey::Order(order_id.clone()),
+            occurred_at: delivery.sent_at,
+            source: Source {
+                channel: Some(order_id.channel()),
+                ..Source::origin(origin)
+            },
+            body: EventBody::NotificationDelivered(delivery),
         }
     }
 

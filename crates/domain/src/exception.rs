@@ -21,6 +21,8 @@ pub enum ExceptionKind {
     DuplicatePayment,
     IllegalTransition,
     SyncFailure,
+    /// An order waited for a person's review longer than the review SLA.
+    ReviewOverdue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -73,7 +75,7 @@ impl Owner {
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 12] = [
+    pub const ALL: [ExceptionKind; 13] = [
         ExceptionKind::PaymentTimeout,
         ExceptionKind::InvalidAddress,
         ExceptionKind::InvalidPhone,
@@ -86,6 +88,7 @@ impl ExceptionKind {
         ExceptionKind::DuplicatePayment,
         ExceptionKind::IllegalTransition,
         ExceptionKind::SyncFailure,
+        ExceptionKind::ReviewOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +105,7 @@ impl ExceptionKind {
             ExceptionKind::DuplicatePayment => "duplicate_payment",
             ExceptionKind::IllegalTransition => "illegal_transition",
             ExceptionKind::SyncFailure => "sync_failure",
+            ExceptionKind::ReviewOverdue => "review_overdue",
         }
     }
 
@@ -111,7 +115,8 @@ impl ExceptionKind {
             ExceptionKind::PaymentTimeout
             | ExceptionKind::InvalidAddress
             | ExceptionKind::InvalidPhone
-            | ExceptionKind::DuplicateOrder => Owner::CustomerService,
+            | ExceptionKind::DuplicateOrder
+            | ExceptionKind::ReviewOverdue => Owner::CustomerService,
             ExceptionKind::OutOfStockAtReview => Owner::Warehouse,
             ExceptionKind::BlacklistedPhone | ExceptionKind::SuspectedFraud => Owner::Risk,
             ExceptionKind::InvoiceInvalid
@@ -143,8 +148,18 @@ impl ExceptionKind {
             | ExceptionKind::InvoiceInvalid
             | ExceptionKind::DuplicatePayment
             | ExceptionKind::IllegalTransition
-            | ExceptionKind::SyncFailure => false,
+            | ExceptionKind::SyncFailure
+            | ExceptionKind::ReviewOverdue => false,
         }
+    }
+
+    /// Whether raising it alerts its owner at once (not only when it escalates): nothing else
+    /// tells anyone that a channel never heard of a change, or that an order waits for review.
+    pub fn alerts_when_raised(self) -> bool {
+        matches!(
+            self,
+            ExceptionKind::SyncFailure | ExceptionKind::ReviewOverdue
+        )
     }
 }
 

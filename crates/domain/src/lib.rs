@@ -11,7 +11,7 @@
 //! through [`Entity::apply`] rebuilds the same state byte for byte because nothing in here
 //! reads a clock, a random number or a rule that is not carried by the event itself.
 //!
-//! Modules depend one way: `ids` ← `exception` ← `rules` ← `event` ← `effect`, `screening` ←
+//! Modules depend one way: `ids` ← `exception` ← `rules` ← `sync` ← `event` ← `effect`, `screening` ←
 //! `order`, `stock`, `buyer` ← `entity` ← `step` ← `world` (`personal` is used by `rules`,
 //! `screening` and `event`). Inside the crate an item is imported from the module that
 //! defines it; the re-exports below are for callers.
@@ -28,6 +28,7 @@ mod rules;
 mod screening;
 mod step;
 mod stock;
+mod sync;
 mod world;
 
 pub use buyer::{BuyerState, Claim};
@@ -52,10 +53,15 @@ pub use order::{
 };
 pub use personal::{is_mainland_mobile, mask_detail, mask_phone};
 pub use rules::{
-    AddressRules, Compensation, DuplicateRule, LevelSla, PaymentTimeout, PhoneRules, PurchaseLimit,
-    RouteRule, RoutingRules, Rules, RulesError, SlaRules,
+    AddressRules, AlertRoute, AlertRules, Compensation, DuplicateRule, LevelSla, PaymentTimeout,
+    PhoneRules, PurchaseLimit, RetryRules, ReviewRules, RouteRule, RoutingRules, Rules, RulesError,
+    SlaRules,
 };
 pub use screening::screen;
 pub use step::{fire_timers, step, Mode, Step};
 pub use stock::{Reservation, StockLevel, StockState, Waiting};
+pub use sync::{
+    backoff_interval_ms, next_attempt_at, ChannelSync, NoticeDelivery, SyncAttempt, SyncChange,
+    SyncOutcome,
+};
 pub use world::World;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::exception::{ExceptionKind, Level};
+use crate::exception::{ExceptionKind, Level, Owner};
 use crate::ids::{Channel, Fen};
 use crate::personal::is_mainland_mobile;
 
@@ -35,6 +35,12 @@ pub struct Rules {
     pub sla: SlaRules,
     #[serde(default)]
     pub compensation: Compensation,
+    #[serde(default)]
+    pub review: ReviewRules,
+    #[serde(default)]
+    pub retry: RetryRules,
+    #[serde(default)]
+    pub alerts: AlertRules,
 }
 
 /// Same buyer, same items, placed within `window-secs` of each other: the later one is a
@@ -227,6 +233,86 @@ impl Default for Compensation {
     }
 }
 
+/// How long an order may wait for a person's review before the reviewers are alerted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReviewRules {
+    /// Minutes `under_review` before `review_overdue` is raised (it then escalates like any
+    /// exception, by `[sla]`).
+    pub sla_minutes: u32,
+}
+
+impl Default for ReviewRules {
+    fn default() -> ReviewRules {
+        ReviewRules { sla_minutes: 120 }
+    }
+}
+
+/// How a failed call to a channel is tried again (seed: at most 3 attempts, increasing
+/// intervals). The interval before attempt `n + 1` is `first-interval-secs × multiplier^(n-1)`,
+/// varied by up to `jitter-percent` either way by a hash of the call, so it is the same on
+/// every replay and differs between calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RetryRules {
+    pub max_attempts: u32,
+    pub first_interval_secs: u64,
+    pub multiplier: u32,
+    pub jitter_percent: u32,
+}
+
+impl Default for RetryRules {
+    fn default() -> RetryRules {
+        RetryRules {
+            max_attempts: 3,
+            first_interval_secs: 30,
+            multiplier: 4,
+            jitter_percent: 20,
+        }
+    }
+}
+
+/// Which group robots hear the alerts for which owner and level (names of robots configured in
+/// `[notify.robot.<name>]` of the consumer config, where their URLs and secrets live).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertRules {
+    /// Tried in order; every route that matches gets the alert.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<AlertRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AlertRoute {
+    /// The owner the alert is for; any owner when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// The levels it matches; every level when empty.
+    #[serde(default)]
+    pub levels: Vec<Level>,
+    pub robots: Vec<String>,
+}
+
+impl AlertRules {
+    /// The robots an alert for `owner` at `level` goes to, each once, in route order.
+    pub fn robots_for(&self, owner: Owner, level: Level) -> Vec<&str> {
+        let mut robots: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let owner_ok = route.owner.is_none_or(|wanted| wanted == owner);
+            let level_ok = route.levels.is_empty() || route.levels.contains(&level);
+            if owner_ok && level_ok {
+                for robot in &route.robots {
+                    if !robots.contains(&robot.as_str()) {
+                        robots.push(robot);
+                    }
+                }
+            }
+        }
+        robots
+    }
+}
+
 impl Default for Rules {
     fn default() -> Rules {
         Rules {
@@ -240,6 +326,9 @@ impl Default for Rules {
             routing: RoutingRules::default(),
             sla: SlaRules::default(),
             compensation: Compensation::default(),
+            review: ReviewRules::default(),
+            retry: RetryRules::default(),
+            alerts: AlertRules::default(),
         }
     }
 }
@@ -303,6 +392,26 @@ impl Rules {
                 .any(|r| r.warehouse.trim().is_empty())
         {
             return fail("routing: every warehouse must be a non-empty name".into());
+        }
+        if self.review.sla_minutes == 0 {
+            return fail("review.sla-minutes: expected minutes above 0".into());
+        }
+        let retry = &self.retry;
+        if retry.max_attempts == 0 || retry.max_attempts > 20 {
+            return fail("retry.max-attempts: expected 1 to 20 attempts".into());
+        }
+        if retry.first_interval_secs == 0 || retry.multiplier == 0 || retry.jitter_percent > 90 {
+            return fail(
+                "retry: first-interval-secs and multiplier must be above 0, jitter-percent at most 90"
+                    .into(),
+            );
+        }
+        for (index, route) in self.alerts.routes.iter().enumerate() {
+            if route.robots.is_empty() || route.robots.iter().any(|r| r.trim().is_empty()) {
+                return fail(format!(
+                    "alerts.route[{index}].robots: name at least one robot, none empty"
+                ));
+            }
         }
         let slas = std::iter::once(&self.sla.default).chain(self.sla.kinds.values());
         for sla in slas {

@@ -90,8 +90,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer an SMS's out-of-stock question for the customer: checks the link's token against
+    /// `notify.sms.link-secret` and sends `customer_choice` to `in.actions` (what the answer
+    /// page does).
+    Choose {
+        /// The token at the end of the SMS's link.
+        token: String,
+        /// `refund` or `wait`.
+        choice: String,
+    },
+    /// The KPIs of a range of days (the seed's table: valid orders, GMV, AOV, return and
+    /// repurchase rates, new customers) with the exception report, as a table, CSV or JSON; or
+    /// the daily KPI digest (`--digest`, `--send` to publish it on notifications).
+    Report(crate::kpi_report::ReportArgs),
     /// Print every metric the consumers export (name, type, labels, help) as a Markdown table.
     Metrics,
+    /// The configuration in effect.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (file, then environment, then defaults) as TOML, with
+    /// every secret shown as `<redacted>`.
+    Show,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +150,11 @@ struct SimulateArgs {
     /// latency figures are of the steady state.
     #[arg(long, default_value_t = 0.0)]
     warmup: f64,
+    /// Serve a fake sales platform at this address for `orderflow-sync` to call back (point
+    /// its `[sync.channel.*] url`s here) and report the sync latency: fact sent → platform
+    /// acknowledged.
+    #[arg(long)]
+    platform_listen: Option<std::net::SocketAddr>,
     /// Print JSON instead of a summary.
     #[arg(long)]
     json: bool,
@@ -150,8 +180,12 @@ enum BenchAction {
 
 #[derive(Debug, Subcommand)]
 enum TopicsAction {
-    /// Create every topic with the configured partitions (existing ones are kept).
+    /// Create every topic with the configured partitions, replication and configs; existing
+    /// ones are kept, and what differs in them is printed.
     Create,
+    /// Compare every topic with the configuration (partitions, replication factor, configs);
+    /// exit 1 if one is missing or differs.
+    Check,
 }
 
 /// `main` of the `orderflow` operator CLI.
@@ -167,12 +201,48 @@ pub fn operator_main() -> ExitCode {
         Err(error) => return fail(&error),
     };
     telemetry::init_logs(config.telemetry.log_format);
-    let zone = config.display.time_zone;
+    if let Command::Config {
+        action: ConfigAction::Show,
+    } = args.command
+    {
+        // Needs no broker.
+        return match config.to_redacted_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        };
+    }
     let outcome = run_async(async {
-        match args.command {
+        // A refused login or an untrusted certificate ends the command in one sentence, within
+        // seconds, instead of its own retries running out; a command that needs no broker
+        // isn't held up by one that doesn't answer.
+        let refused = async {
+            match orderflow_runtime::kafka::check_connection(&config.kafka).await {
+                Err(error) => error,
+                Ok(()) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            outcome = run_command(&config, args.command) => outcome,
+            error = refused => Err(error.into()),
+        }
+    });
+    outcome
+}
+
+async fn run_command(config: &Config, command: Command) -> Result<(), OpsError> {
+    let config = config.clone();
+    let zone = config.display.time_zone;
+    {
+        match command {
             Command::Topics {
                 action: TopicsAction::Create,
             } => Ok(commands::topics_create(&config).await?),
+            Command::Topics {
+                action: TopicsAction::Check,
+            } => commands::topics_check(&config).await,
             Command::Replay {
                 into,
                 verify,
@@ -214,11 +284,13 @@ pub fn operator_main() -> ExitCode {
                 &crate::bench::hops(&config, std::time::Duration::from_secs(skip_seconds)).await?,
                 zone,
             ),
+            Command::Choose { token, choice } => choose(&config, &token, &choice).await,
             Command::Exceptions { since, now, json } => {
                 exceptions(&config, since.as_deref(), now.as_deref(), json).await
             }
-            // Printed above, before the config is loaded.
-            Command::Metrics => Ok(()),
+            Command::Report(args) => crate::kpi_report::run(&config, args).await,
+            // Printed above, before the broker is reached.
+            Command::Metrics | Command::Config { .. } => Ok(()),
             Command::Inspect { order_id, json } => {
                 let order_id: OrderId = order_id
                     .parse()
@@ -232,8 +304,7 @@ pub fn operator_main() -> ExitCode {
                 print_inspection(&inspection, json, zone)
             }
         }
-    });
-    outcome
+    }
 }
 
 async fn replay(
@@ -398,6 +469,7 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), OpsError> {
                     args.warmup
                 ))
             })?,
+            platform_listen: args.platform_listen,
         },
     )
     .await?;
@@ -433,6 +505,19 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), OpsError> {
                 report.warmup_seconds, l.p50, l.p99, l.max, l.count
             );
         }
+        if let Some(sync) = &report.sync {
+            let l = &sync.latency_ms;
+            println!(
+                "sync latency ms (fact sent -> platform acknowledged): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  (n={}; {} calls, {} repeated keys, {} not from this run's facts)",
+                l.p50, l.p90, l.p99, l.max, l.count, sync.calls, sync.duplicates, sync.unmatched
+            );
+            for (channel, l) in &sync.latency_ms_by_channel {
+                println!(
+                    "  {channel:<8} p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
+                    l.p50, l.p99, l.max, l.count
+                );
+            }
+        }
         let v = &report.verdict;
         println!(
             "verification: {} orders, {} lost, {} duplicated, {} wrong; dead letters {} of {} malformed sent",
@@ -443,6 +528,34 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), OpsError> {
         }
     }
     report.verified()
+}
+
+async fn choose(config: &Config, token: &str, choice: &str) -> Result<(), OpsError> {
+    let settings = orderflow_outbound::config::NotifySettings::from_config(config)?;
+    let Some(sms) = settings.sms else {
+        return Err(OpsError::Usage(
+            "notify.sms is not configured: there is no link secret to check the token with".into(),
+        ));
+    };
+    let now = Clock::from_config(config).now()?;
+    let (key, record) =
+        orderflow_outbound::sms::choice_record(&sms.link_secret, token, choice, now)
+            .map_err(|error| OpsError::Usage(format!("token: {error}")))?;
+    let topics = orderflow_runtime::kafka::Topics::new(&config.kafka.topic_prefix);
+    let producer = orderflow_runtime::kafka::producer(&config.kafka)?;
+    let output = orderflow_runtime::output::Output {
+        topic: topics.name("in.actions"),
+        key: key.into_bytes(),
+        payload: record.to_string().into_bytes(),
+        headers: Vec::new(),
+    };
+    orderflow_runtime::output::deliver(&producer, &[output]).await?;
+    println!(
+        "customer_choice {choice} sent for {}:{}",
+        record["channel"].as_str().unwrap_or_default(),
+        record["platform_order_id"].as_str().unwrap_or_default()
+    );
+    Ok(())
 }
 
 async fn exceptions(

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use orderflow_domain::{
-    step, Entity, EntityKey, Event, Mode, OrderId, OrderSnapshot, OrderState, Timestamp,
-};
+use orderflow_domain::{EntityKey, Mode, OrderId, OrderSnapshot, Timestamp};
 use orderflow_store::{PartitionDigest, SledStore, StateStore};
 use rdkafka::Message;
 use serde::Serialize;
@@ -15,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use orderflow_runtime::config::Config;
 use orderflow_runtime::fold::{decode_log_record, Fold};
-use orderflow_runtime::kafka::{create_topics, Topics};
+use orderflow_runtime::kafka::{check_topics, create_topics, TopicDifference, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::RuntimeError;
 use orderflow_schema::output::{OrderStateRecord, Versioned};
@@ -33,7 +31,36 @@ pub async fn topics_create(config: &Config) -> Result<(), RuntimeError> {
         all.len() - created.len(),
         config.kafka.partitions
     );
+    print_topic_differences(&check_topics(&config.kafka, &topics).await?);
     Ok(())
+}
+
+/// `orderflow topics check`: exit 1 when a topic is missing or differs from the configuration.
+pub async fn topics_check(config: &Config) -> Result<(), crate::OpsError> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let found = check_topics(&config.kafka, &topics).await?;
+    print_topic_differences(&found);
+    let differences = found.iter().filter(|(_, d)| d.is_difference()).count();
+    if differences > 0 {
+        return Err(crate::OpsError::VerificationFailed(format!(
+            "{differences} topic settings differ from the configuration"
+        )));
+    }
+    println!("{} topics as configured", topics.all().len());
+    Ok(())
+}
+
+/// One line per difference. orderflow never alters an existing topic: that is the operator's
+/// call (kafka-topics.sh --alter, kafka-configs.sh --alter), since it may move data.
+fn print_topic_differences(found: &[(String, TopicDifference)]) {
+    for (topic, difference) in found {
+        println!("{topic}: {difference}");
+    }
+    if found.iter().any(|(_, d)| d.is_difference()) {
+        println!(
+            "existing topics are not changed; alter them with kafka-configs.sh or kafka-topics.sh"
+        );
+    }
 }
 
 /// How long the log must stay quiet after the watermarks are reached to count as its end.
@@ -197,29 +224,13 @@ pub async fn verify(
     Ok((replayed, live))
 }
 
-/// One line of an order's timeline.
-#[derive(Debug, Serialize)]
-pub struct TimelineEntry {
-    pub partition: i32,
-    pub offset: i64,
-    pub counted: bool,
-    pub event: Event,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Inspection {
-    pub order_id: String,
-    pub timeline: Vec<TimelineEntry>,
-    pub state: Option<OrderState>,
-}
+pub use orderflow_runtime::inspect::{Inspection, TimelineEntry};
 
 /// Everything the log says about one order, and the state it folds to. Personal data masked.
 pub async fn inspect(config: &Config, order_id: &OrderId) -> Result<Inspection, RuntimeError> {
     let topic = Topics::new(&config.kafka.topic_prefix).order_events();
-    let key = EntityKey::Order(order_id.clone());
-    let key_text = key.to_string();
-    let mut state = Entity::empty(&key);
-    let mut timeline = Vec::new();
+    let key_text = EntityKey::Order(order_id.clone()).to_string();
+    let mut records = Vec::new();
     read_topic(
         &config.kafka,
         &topic,
@@ -229,32 +240,17 @@ pub async fn inspect(config: &Config, order_id: &OrderId) -> Result<Inspection, 
                 return Ok(());
             }
             if let Ok(event) = decode_log_record(message.payload().unwrap_or_default()) {
-                let counted = step(&mut state, &event, Mode::Quiet).is_some();
-                timeline.push(TimelineEntry {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    counted,
-                    event: event.masked(),
-                });
+                records.push((message.partition(), message.offset(), event));
             }
             Ok(())
         },
     )
     .await?;
-    let state = match state {
-        Entity::Order(mut order) if order.version > 0 => {
-            if let Some(placed) = &mut order.placed {
-                placed.order.mask();
-            }
-            Some(order)
-        }
-        _ => None,
-    };
-    Ok(Inspection {
-        order_id: order_id.to_string(),
-        timeline,
-        state,
-    })
+    Ok(orderflow_runtime::inspect::inspection(
+        order_id,
+        records.iter().map(|(p, o, e)| (*p, *o, e)),
+        true,
+    ))
 }
 
 /// One record to feed: what an adapter would produce.
@@ -395,7 +391,7 @@ pub async fn summary(config: &Config) -> Result<Summary, RuntimeError> {
 
 #[cfg(test)]
 mod tests {
-    use orderflow_domain::Status;
+    use orderflow_domain::{OrderState, Status};
 
     use super::*;
 

@@ -9,6 +9,8 @@ pub mod cli;
 pub mod commands;
 pub mod display;
 mod error;
+pub mod kpi_report;
+pub mod platform;
 pub mod report;
 pub mod simulate;
 

@@ -39,6 +39,8 @@ pub struct Options {
     /// connecting, producers getting their ids and a cold broker make them slower than the
     /// steady state the run is meant to measure.
     pub warmup: Duration,
+    /// Serve a fake sales platform here for `orderflow-sync` to call back, and time the calls.
+    pub platform_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,6 +63,9 @@ pub struct Report {
     /// Of facts first sent during the warm-up.
     pub warmup_latency_ms: Latency,
     pub dead_letters: usize,
+    /// What the fake platform saw (with `--platform-listen`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::platform::SyncReport>,
     pub verdict: Verdict,
 }
 
@@ -157,6 +162,13 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         ..Tracker::default()
     }));
     let watcher = watch_state(config, &topics, Arc::clone(&tracker))?;
+    let send_times: crate::platform::SendTimes = Arc::default();
+    let platform = match options.platform_listen {
+        Some(address) => {
+            Some(crate::platform::FakePlatform::start(address, Arc::clone(&send_times)).await?)
+        }
+        None => None,
+    };
 
     let producer = producer(&config.kafka)?;
     let started = Instant::now();
@@ -180,6 +192,9 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
                 tracker
                     .pending
                     .insert(fact.event_id.to_string(), (now, fact.channel, warming));
+                if let Ok(mut sent) = send_times.lock() {
+                    sent.insert(fact.event_id.to_string(), (now, fact.channel));
+                }
             }
         }
         let topic = topics.name(record.topic.name());
@@ -241,6 +256,18 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watcher.abort();
+    // The channel calls trail the states: wait until the platform has been quiet for 3 s.
+    if let Some(platform) = &platform {
+        let quiet = Duration::from_secs(3);
+        let until = Instant::now() + options.settle_timeout;
+        while Instant::now() < until {
+            let last = platform.last_call().unwrap_or_else(Instant::now);
+            if last.elapsed() >= quiet {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 
     let states = crate::commands::latest_states(config, &topics).await?;
     let verdict = verify(&plan.expected, &states.orders);
@@ -282,6 +309,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         warmup_seconds: options.warmup.as_secs_f64(),
         warmup_latency_ms: tracker.warmup.as_ref().map(Latency::of).unwrap_or_default(),
         dead_letters,
+        sync: platform.map(crate::platform::FakePlatform::report),
         verdict,
     })
 }
@@ -404,6 +432,7 @@ mod tests {
             warmup_seconds: 0.0,
             warmup_latency_ms: Latency::default(),
             dead_letters: 2,
+            sync: None,
             verdict: Verdict {
                 orders: 3,
                 ..Verdict::default()

@@ -11,7 +11,7 @@ use orderflow_schema::InputTopic;
 
 use crate::config::Config;
 use crate::consumer::shutdown_signal;
-use crate::{intake, state, telemetry, RuntimeError};
+use crate::{intake, kafka, state, telemetry, RuntimeError};
 
 /// Exit code for a bad argument or configuration.
 pub const EXIT_USAGE: u8 = 2;
@@ -42,13 +42,23 @@ pub fn consumer_main(role: Role) -> ExitCode {
         Err(error) => return fail(&error),
     };
     telemetry::init_logs(config.telemetry.log_format);
+    // Ready only once in the group: said before /readyz is first served.
+    telemetry::health().member_of_group(&match role {
+        Role::Intake(input) => intake::consumer_name(input),
+        Role::State => state::CONSUMER_NAME.to_string(),
+    });
     run_async(async {
         telemetry::init_metrics(&config.telemetry)?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        // A refused login or an untrusted certificate ends here, in one sentence.
+        tokio::select! {
+            connected = kafka::check_connection(&config.kafka) => connected?,
+            () = &mut shutdown => return Ok(()),
+        }
         match role {
-            Role::Intake(input) => {
-                intake::run(&config, input, &args.instance, shutdown_signal()).await
-            }
-            Role::State => state::run(&config, &args.instance, shutdown_signal()).await,
+            Role::Intake(input) => intake::run(&config, input, &args.instance, shutdown).await,
+            Role::State => state::run(&config, &args.instance, shutdown).await,
         }
     })
 }

@@ -2,14 +2,15 @@
 //!
 //! Unknown keys are refused with their name, so a typo can't silently fall back to a default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::RuntimeError;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Config {
     pub kafka: KafkaConfig,
@@ -19,15 +20,97 @@ pub struct Config {
     pub rules: RulesConfig,
     pub timers: TimersConfig,
     pub display: DisplayConfig,
+    /// `orderflow-sync`: the channels' endpoints (read and checked by `orderflow-outbound`,
+    /// which names a bad key as `sync.<key>`).
+    pub sync: toml::Table,
+    /// `orderflow-notify`: group robots and the SMS gateway (read by `orderflow-outbound`).
+    pub notify: toml::Table,
+    pub gateway: GatewayConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+/// The analytics projection and its dashboard (`orderflow-analytics`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AnalyticsConfig {
+    /// Where the dashboard and its JSON endpoints are served.
+    pub listen: SocketAddr,
+    /// The dashboard's folder: `node_modules/` (ECharts, installed by `scripts/web.sh`) is
+    /// served from here.
+    pub web_dir: PathBuf,
+    /// An order waiting longer than this in one stage is listed as stuck on the lifecycle board.
+    pub stuck_after_minutes: u64,
+    /// Days the sales forecast looks ahead.
+    pub forecast_horizon_days: u32,
+    /// Local time (`HH:MM`, display zone) the daily KPI digest is published on `notifications`;
+    /// none if unset.
+    pub digest_at: Option<String>,
+    /// Publish the flat `order-facts` topic (for ClickHouse's Kafka engine).
+    pub order_facts: bool,
+    /// A file whose first line keys the phone hash that links one buyer across channels.
+    pub customer_key_file: Option<PathBuf>,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> AnalyticsConfig {
+        AnalyticsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            web_dir: PathBuf::from("web/dashboard"),
+            stuck_after_minutes: 240,
+            forecast_horizon_days: 14,
+            digest_at: None,
+            order_facts: false,
+            customer_key_file: None,
+        }
+    }
+}
+
+/// The HTTP gateway (`orderflow-gateway`): where it listens, who may call it, how much it holds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// The credentials file: one entry per calling system, with its secret's source and scope.
+    pub credentials: Option<PathBuf>,
+    /// Records being produced at once over all requests; a request that would exceed it gets 503.
+    pub max_in_flight: usize,
+    /// Most records in one batch request.
+    pub max_batch: usize,
+    /// How long producing a request's records may take before it is answered 503.
+    pub produce_timeout_ms: u32,
+    /// How far a signed request's timestamp may be from the gateway's clock, in seconds.
+    pub signature_window_secs: u64,
+    /// How long a stored response is replayed for a repeated idempotency key, in seconds.
+    pub idempotency_ttl_secs: u64,
+    /// How long a claim on an idempotency key holds before another request may take it over.
+    pub idempotency_lease_ms: u64,
+    /// The `Retry-After` of a 503, in seconds.
+    pub retry_after_secs: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            credentials: None,
+            max_in_flight: 2_000,
+            max_batch: 500,
+            produce_timeout_ms: 5_000,
+            signature_window_secs: 300,
+            idempotency_ttl_secs: 86_400,
+            idempotency_lease_ms: 30_000,
+            retry_after_secs: 1,
+        }
+    }
 }
 
 /// How the operator CLI shows times to people. Logs and every Kafka topic stay in UTC.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct DisplayConfig {
     /// The IANA time zone of the shop's people: `orderflow status`, `inspect` and `exceptions`
     /// show times in it, as RFC 3339 with its offset.
-    #[serde(deserialize_with = "iana_time_zone")]
+    #[serde(deserialize_with = "iana_time_zone", serialize_with = "time_zone_name")]
     pub time_zone: chrono_tz::Tz,
 }
 
@@ -39,6 +122,10 @@ impl Default for DisplayConfig {
     }
 }
 
+fn time_zone_name<S: Serializer>(zone: &chrono_tz::Tz, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(zone.name())
+}
+
 fn iana_time_zone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<chrono_tz::Tz, D::Error> {
     let name = String::deserialize(deserializer)?;
     name.parse().map_err(|_| {
@@ -48,7 +135,7 @@ fn iana_time_zone<'de, D: Deserializer<'de>>(deserializer: D) -> Result<chrono_t
     })
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RulesConfig {
     /// The rules file (`docs/rules.md`); the built-in rules when unset. The state consumer
@@ -56,7 +143,7 @@ pub struct RulesConfig {
     pub path: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct TimersConfig {
     /// How often the state consumer looks for due timers and a changed rules file.
@@ -75,7 +162,7 @@ impl Default for TimersConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated.
@@ -89,16 +176,162 @@ pub struct KafkaConfig {
     pub session_timeout_ms: u32,
     /// How long a produce may be retried by the client before the batch fails.
     pub message_timeout_ms: u32,
+    /// `min.insync.replicas` of the topics `orderflow topics create` makes; the broker's
+    /// default when unset.
+    pub min_insync_replicas: Option<i32>,
+    /// `retention.ms` of the topics that are not kept forever (the input topics,
+    /// `warehouse-routing`, `notifications`); the broker's default (7 days) when unset.
+    pub retention_ms: Option<i64>,
+    /// A file holding the SASL password (a mounted secret): its first line becomes
+    /// `sasl.password`, so the password never sits in this file or in a process listing.
+    pub sasl_password_file: Option<PathBuf>,
+    /// How consumers share partitions: `classic` (cooperative-sticky assignment) or `consumer`
+    /// (KIP-848, the broker assigns; Kafka 4.0+).
+    pub group_protocol: GroupProtocol,
+    /// Each consumer joins its group as a static member named after its `--instance`, so a
+    /// copy that restarts within the session timeout gets its partitions back and nobody else
+    /// is moved.
+    pub static_membership: bool,
+    /// librdkafka properties for every client (`security.protocol`, `ssl.ca.location`, ...).
+    pub client: ClientProperties,
+    /// librdkafka properties for the consumers only, over `client`.
+    pub consumer: ClientProperties,
+    /// librdkafka properties for the producers only, over `client`.
+    pub producer: ClientProperties,
+    /// librdkafka properties for the admin clients (`orderflow topics`), over `client`.
+    pub admin: ClientProperties,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The consumer group protocol (KIP-848 is `consumer`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup with the cooperative-sticky assignor: a rebalance moves only the
+    /// partitions that change owner.
+    #[default]
+    Classic,
+    /// The broker-side protocol of KIP-848 (librdkafka 2.12, Kafka 4.0+): incremental by design.
+    Consumer,
+}
+
+impl GroupProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+/// librdkafka properties by name (`fetch.wait.max.ms`), from a table such as
+/// `[kafka.consumer]`. A key may be quoted (`"fetch.wait.max.ms" = 500`) or dotted
+/// (`fetch.wait.max.ms = 500`, which TOML reads as nested tables); values are strings,
+/// numbers or booleans, passed to librdkafka as text.
+///
+/// Secret values (passwords, private keys, client secrets) are never shown: `Debug` and
+/// `Serialize` print `<redacted>` in their place, so neither a log line nor
+/// `orderflow config show` can leak them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientProperties(BTreeMap<String, String>);
+
+/// What stands in for a secret wherever a config is shown.
+pub const REDACTED: &str = "<redacted>";
+
+impl ClientProperties {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(name.into(), value.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn shown(&self) -> BTreeMap<&str, &str> {
+        self.iter()
+            .map(|(name, value)| (name, if is_secret(name) { REDACTED } else { value }))
+            .collect()
+    }
+}
+
+/// Whether a librdkafka property holds a secret that must never be printed.
+pub fn is_secret(property: &str) -> bool {
+    let name = property.to_ascii_lowercase();
+    ["password", "secret", "private.key", "key.pem"]
+        .iter()
+        .any(|part| name.contains(part))
+        || name == "sasl.oauthbearer.config"
+}
+
+impl std::fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.shown()).finish()
+    }
+}
+
+impl Serialize for ClientProperties {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.shown().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientProperties {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ClientProperties, D::Error> {
+        fn flatten(
+            prefix: &str,
+            table: toml::Table,
+            into: &mut BTreeMap<String, String>,
+        ) -> Result<(), String> {
+            for (key, value) in table {
+                let name = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                let text = match value {
+                    toml::Value::String(text) => text,
+                    toml::Value::Integer(number) => number.to_string(),
+                    toml::Value::Float(number) => number.to_string(),
+                    toml::Value::Boolean(flag) => flag.to_string(),
+                    toml::Value::Table(inner) => {
+                        flatten(&name, inner, into)?;
+                        continue;
+                    }
+                    toml::Value::Array(_) | toml::Value::Datetime(_) => {
+                        return Err(format!(
+                            "{name}: a librdkafka property is a string, number or boolean \
+                             (write a list as one comma-separated string)"
+                        ))
+                    }
+                };
+                into.insert(name, text);
+            }
+            Ok(())
+        }
+        let table = toml::Table::deserialize(deserializer)?;
+        let mut properties = BTreeMap::new();
+        flatten("", table, &mut properties).map_err(serde::de::Error::custom)?;
+        Ok(ClientProperties(properties))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct StoreConfig {
     /// Each consumer keeps its local state in `{data-dir}/{consumer}-{instance}`.
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ConsumerConfig {
     /// Most records processed (and made durable) together.
@@ -107,7 +340,7 @@ pub struct ConsumerConfig {
     pub cache_entities: usize,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct TelemetryConfig {
     /// Where `/metrics` (Prometheus text) is served; none if unset.
@@ -116,7 +349,7 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogFormat {
     #[default]
@@ -133,6 +366,15 @@ impl Default for KafkaConfig {
             replication_factor: 1,
             session_timeout_ms: 6_000,
             message_timeout_ms: 30_000,
+            min_insync_replicas: None,
+            retention_ms: None,
+            sasl_password_file: None,
+            group_protocol: GroupProtocol::Classic,
+            static_membership: true,
+            client: ClientProperties::default(),
+            consumer: ClientProperties::default(),
+            producer: ClientProperties::default(),
+            admin: ClientProperties::default(),
         }
     }
 }
@@ -167,18 +409,54 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ORDERFLOW_TICK_MS", "timers.tick-ms"),
     ("ORDERFLOW_MAX_BATCH", "consumer.max-batch"),
     ("ORDERFLOW_DISPLAY_TIME_ZONE", "display.time-zone"),
+    ("ORDERFLOW_REPLICATION_FACTOR", "kafka.replication-factor"),
+    ("ORDERFLOW_MIN_INSYNC_REPLICAS", "kafka.min-insync-replicas"),
+    ("ORDERFLOW_RETENTION_MS", "kafka.retention-ms"),
+    ("ORDERFLOW_SESSION_TIMEOUT_MS", "kafka.session-timeout-ms"),
+    (
+        "ORDERFLOW_KAFKA_SASL_PASSWORD_FILE",
+        "kafka.sasl-password-file",
+    ),
+    ("ORDERFLOW_GROUP_PROTOCOL", "kafka.group-protocol"),
+    ("ORDERFLOW_STATIC_MEMBERSHIP", "kafka.static-membership"),
+    ("ORDERFLOW_GATEWAY_LISTEN", "gateway.listen"),
+    ("ORDERFLOW_GATEWAY_CREDENTIALS", "gateway.credentials"),
+    ("ORDERFLOW_ANALYTICS_LISTEN", "analytics.listen"),
 ];
 
 impl Config {
-    /// Reads `path` (if given) and applies the environment overrides.
+    /// Reads `path` (if given) and applies the environment overrides: the variables of
+    /// [`ENV_OVERRIDES`] and the librdkafka properties of [`CLIENT_PROPERTY_VARIABLES`].
     pub fn load(path: Option<&Path>) -> Result<Config, RuntimeError> {
-        Config::load_with(path, |name| std::env::var(name).ok())
+        // (vars_os: a variable that isn't Unicode is someone else's, and must not panic us)
+        let vars = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Config::load_from_env(path, vars)
     }
 
-    /// [`Config::load`] with the environment passed in, for tests.
+    /// [`Config::load`] with the whole environment passed in, for tests.
+    pub fn load_from_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, RuntimeError> {
+        let vars: BTreeMap<String, String> = vars.into_iter().collect();
+        let properties = client_property_variables(&vars)?;
+        Config::load_inner(path, |name| vars.get(name).cloned(), properties)
+    }
+
+    /// [`Config::load`] with the fixed-name variables passed in as a lookup, for tests.
     pub fn load_with(
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, RuntimeError> {
+        Config::load_inner(path, env, Vec::new())
+    }
+
+    fn load_inner(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        properties: Vec<(&'static str, String, String)>,
     ) -> Result<Config, RuntimeError> {
         let mut document = match path {
             Some(path) => {
@@ -203,6 +481,9 @@ impl Config {
                 set_override(&mut document, key, &raw);
             }
         }
+        for (role, property, value) in properties {
+            set_property(&mut document, role, property, value);
+        }
         let origin = path.map_or_else(|| "configuration".to_string(), |p| p.display().to_string());
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(document))
             .map_err(|error| {
@@ -214,8 +495,20 @@ impl Config {
                     format!("{origin}: {path}: {message}")
                 })
             })?;
+        let mut config = config;
+        config.kafka.read_password_file()?;
         config.check()?;
         Ok(config)
+    }
+
+    /// The effective configuration as TOML, secrets redacted: what `orderflow config show`
+    /// prints.
+    pub fn to_redacted_toml(&self) -> Result<String, RuntimeError> {
+        let mut value = toml::Value::try_from(self)
+            .map_err(|error| RuntimeError::Fatal(format!("showing the configuration: {error}")))?;
+        redact(&mut value);
+        toml::to_string_pretty(&value)
+            .map_err(|error| RuntimeError::Fatal(format!("showing the configuration: {error}")))
     }
 
     fn check(&self) -> Result<(), RuntimeError> {
@@ -229,6 +522,17 @@ impl Config {
         if self.kafka.replication_factor < 1 {
             return fail("kafka.replication-factor must be at least 1");
         }
+        if let Some(min_insync) = self.kafka.min_insync_replicas {
+            if min_insync < 1 || min_insync > self.kafka.replication_factor {
+                return fail(
+                    "kafka.min-insync-replicas must be at least 1 and at most kafka.replication-factor",
+                );
+            }
+        }
+        if self.kafka.retention_ms.is_some_and(|ms| ms == 0 || ms < -1) {
+            return fail("kafka.retention-ms must be positive, or -1 to keep records forever");
+        }
+        crate::kafka::check_properties(&self.kafka)?;
         if self.consumer.max_batch == 0 {
             return fail("consumer.max-batch must be at least 1");
         }
@@ -238,6 +542,138 @@ impl Config {
         if self.timers.tick_ms == 0 {
             return fail("timers.tick-ms must be at least 1");
         }
+        let gateway = &self.gateway;
+        if gateway.max_in_flight == 0 {
+            return fail("gateway.max-in-flight must be at least 1");
+        }
+        if gateway.max_batch == 0 || gateway.max_batch > gateway.max_in_flight {
+            return fail("gateway.max-batch must be at least 1 and at most gateway.max-in-flight");
+        }
+        if gateway.produce_timeout_ms == 0 {
+            return fail("gateway.produce-timeout-ms must be at least 1");
+        }
+        if gateway.idempotency_lease_ms <= u64::from(gateway.produce_timeout_ms) {
+            return fail(
+                "gateway.idempotency-lease-ms must be longer than gateway.produce-timeout-ms",
+            );
+        }
+        if gateway.idempotency_ttl_secs == 0 || gateway.idempotency_ttl_secs > 7 * 86_400 {
+            return fail(
+                "gateway.idempotency-ttl-secs must be 1 to 604800 (the topic keeps keys a week)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The variables that set librdkafka properties: `ORDERFLOW_KAFKA_{ROLE}__{PROPERTY}`, where
+/// ROLE is the table (`CLIENT`, `CONSUMER`, `PRODUCER`, `ADMIN`) and PROPERTY the property's
+/// name upper-cased with `_` for `.`: `ORDERFLOW_KAFKA_CONSUMER__FETCH_WAIT_MAX_MS=500` sets
+/// `fetch.wait.max.ms` in `[kafka.consumer]`. The value is passed as it is, as text.
+pub const CLIENT_PROPERTY_VARIABLES: &[(&str, &str)] = &[
+    ("ORDERFLOW_KAFKA_CLIENT__", "client"),
+    ("ORDERFLOW_KAFKA_CONSUMER__", "consumer"),
+    ("ORDERFLOW_KAFKA_PRODUCER__", "producer"),
+    ("ORDERFLOW_KAFKA_ADMIN__", "admin"),
+];
+
+/// (table, property, value) of every `ORDERFLOW_KAFKA_{ROLE}__{PROPERTY}` variable.
+fn client_property_variables(
+    vars: &BTreeMap<String, String>,
+) -> Result<Vec<(&'static str, String, String)>, RuntimeError> {
+    let mut found = Vec::new();
+    for (name, value) in vars {
+        let Some((prefix, role)) = CLIENT_PROPERTY_VARIABLES
+            .iter()
+            .find(|(prefix, _)| name.starts_with(prefix))
+        else {
+            continue;
+        };
+        let property = name[prefix.len()..].to_ascii_lowercase().replace('_', ".");
+        if property.is_empty() || property.split('.').any(str::is_empty) {
+            return Err(RuntimeError::Config(format!(
+                "{name} names no librdkafka property (write e.g. {prefix}FETCH_WAIT_MAX_MS)"
+            )));
+        }
+        found.push((*role, property, value.clone()));
+    }
+    Ok(found)
+}
+
+/// Sets `kafka.{role}` property `name` (a literal key, dots and all) to `value`, as text.
+fn set_property(document: &mut toml::Table, role: &str, name: String, value: String) {
+    let kafka = document
+        .entry("kafka")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !kafka.is_table() {
+        // The file's own error (kafka is not a table) is reported when it is read.
+        return;
+    }
+    if let toml::Value::Table(kafka) = kafka {
+        let table = kafka
+            .entry(role)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(table) = table {
+            table.insert(name, toml::Value::String(value));
+        }
+    }
+}
+
+/// Replaces the value of every secret in a config document with [`REDACTED`]: librdkafka's
+/// secrets (already redacted by [`ClientProperties`]) and any key that names a password,
+/// secret, token or private key, whichever section it is in.
+fn redact(value: &mut toml::Value) {
+    if let toml::Value::Table(table) = value {
+        for (key, inner) in table.iter_mut() {
+            let lower = key.to_ascii_lowercase();
+            let secret = !lower.ends_with("-file")
+                && (is_secret(&lower)
+                    || ["token", "api-key", "signing-key"]
+                        .iter()
+                        .any(|part| lower.contains(part)));
+            if secret && !inner.is_table() {
+                *inner = toml::Value::String(REDACTED.to_string());
+            } else {
+                redact(inner);
+            }
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Reads `sasl-password-file` into the `sasl.password` property.
+    fn read_password_file(&mut self) -> Result<(), RuntimeError> {
+        // (an empty ORDERFLOW_KAFKA_SASL_PASSWORD_FILE unsets it)
+        if self
+            .sasl_password_file
+            .as_ref()
+            .is_some_and(|path| path.as_os_str().is_empty())
+        {
+            self.sasl_password_file = None;
+        }
+        let Some(path) = &self.sasl_password_file else {
+            return Ok(());
+        };
+        if self.client.get("sasl.password").is_some() {
+            return Err(RuntimeError::Config(
+                "kafka.sasl-password-file and the sasl.password property are both set; keep one"
+                    .into(),
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            RuntimeError::Config(format!(
+                "kafka.sasl-password-file {} could not be read: {error}",
+                path.display()
+            ))
+        })?;
+        let password = text.lines().next().unwrap_or_default();
+        if password.is_empty() {
+            return Err(RuntimeError::Config(format!(
+                "kafka.sasl-password-file {} is empty",
+                path.display()
+            )));
+        }
+        self.client.insert("sasl.password", password);
         Ok(())
     }
 }
@@ -352,5 +788,192 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert_eq!(error, "kafka.partitions must be at least 1");
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn client_properties_come_from_tables_and_variables() {
+        let toml = file(
+            "[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\nsasl.mechanism = \"SCRAM-SHA-512\"\n\
+             [kafka.consumer]\nfetch.wait.max.ms = 200\n[kafka.producer]\n\"linger.ms\" = 20\n\
+             \"enable.gapless.guarantee\" = false\n",
+        );
+        let config = Config::load_from_env(
+            Some(toml.path()),
+            vars(&[
+                ("ORDERFLOW_KAFKA_CONSUMER__FETCH_WAIT_MAX_MS", "500"),
+                ("ORDERFLOW_KAFKA_ADMIN__REQUEST_TIMEOUT_MS", "9000"),
+                ("ORDERFLOW_KAFKA_CLIENT__SASL_USERNAME", "shop"),
+            ]),
+        )
+        .unwrap();
+        let kafka = &config.kafka;
+        assert_eq!(kafka.client.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(kafka.client.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(kafka.client.get("sasl.username"), Some("shop"));
+        assert_eq!(
+            kafka.consumer.get("fetch.wait.max.ms"),
+            Some("500"),
+            "the environment wins"
+        );
+        assert_eq!(kafka.producer.get("linger.ms"), Some("20"));
+        assert_eq!(
+            kafka.producer.get("enable.gapless.guarantee"),
+            Some("false")
+        );
+        assert_eq!(kafka.admin.get("request.timeout.ms"), Some("9000"));
+        let settings = crate::kafka::producer_config(kafka);
+        assert_eq!(settings.get("linger.ms"), Some("20"));
+        assert_eq!(settings.get("acks"), Some("all"));
+        assert_eq!(settings.get("security.protocol"), Some("SASL_SSL"));
+    }
+
+    #[test]
+    fn orderflows_own_properties_are_refused_by_name() {
+        for (variable, key) in [
+            (
+                "ORDERFLOW_KAFKA_CONSUMER__ENABLE_AUTO_COMMIT",
+                "enable.auto.commit",
+            ),
+            ("ORDERFLOW_KAFKA_CLIENT__GROUP_ID", "group.id"),
+            ("ORDERFLOW_KAFKA_PRODUCER__ACKS", "acks"),
+            (
+                "ORDERFLOW_KAFKA_CLIENT__BOOTSTRAP_SERVERS",
+                "bootstrap.servers",
+            ),
+        ] {
+            let error = Config::load_from_env(None, vars(&[(variable, "1")])).unwrap_err();
+            assert!(matches!(error, RuntimeError::Config(_)), "{error:?}");
+            let text = error.to_string();
+            assert!(
+                text.contains(&format!(
+                    ": {key} is orderflow's to set and can't be overridden ("
+                )),
+                "{text}"
+            );
+            assert_eq!(text.lines().count(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_or_bad_property_is_refused_with_librdkafkas_reason() {
+        let error = Config::load_from_env(
+            None,
+            vars(&[("ORDERFLOW_KAFKA_CONSUMER__FETCH_WAIT_MAX_MSS", "1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "kafka.consumer: No such configuration property: \"fetch.wait.max.mss\""
+        );
+        let toml = file("[kafka.client]\nsecurity.protocol = \"carrier-pigeon\"\n");
+        let error = Config::load_from_env(Some(toml.path()), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("kafka.client: "), "{error}");
+        assert!(error.contains("security.protocol"), "{error}");
+        let toml = file("[kafka.client]\n\"sasl.kerberos.principal\" = [\"a\"]\n");
+        let error = Config::load_from_env(Some(toml.path()), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("a librdkafka property is a string"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_password_file_becomes_sasl_password_and_is_never_shown() {
+        let secret = file("s3cr3t-from-file\n");
+        let path = secret.path().to_str().unwrap().to_string();
+        let config = Config::load_from_env(
+            None,
+            vars(&[
+                ("ORDERFLOW_KAFKA_SASL_PASSWORD_FILE", &path),
+                ("ORDERFLOW_KAFKA_CLIENT__SASL_USERNAME", "shop"),
+                ("ORDERFLOW_KAFKA_CLIENT__SSL_KEY_PASSWORD", "key-secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.kafka.client.get("sasl.password"),
+            Some("s3cr3t-from-file")
+        );
+        let shown = config.to_redacted_toml().unwrap();
+        let debugged = format!("{config:?}");
+        for text in [&shown, &debugged] {
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(!text.contains("key-secret"), "{text}");
+            assert!(text.contains(REDACTED), "{text}");
+            assert!(text.contains("shop"), "{text}");
+        }
+        assert!(
+            shown.contains("\"sasl.password\" = \"<redacted>\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&format!("sasl-password-file = {path:?}")),
+            "{shown}"
+        );
+
+        let both = Config::load_from_env(
+            None,
+            vars(&[
+                ("ORDERFLOW_KAFKA_SASL_PASSWORD_FILE", &path),
+                ("ORDERFLOW_KAFKA_CLIENT__SASL_PASSWORD", "inline"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            both,
+            "kafka.sasl-password-file and the sasl.password property are both set; keep one"
+        );
+        let missing = Config::load_from_env(
+            None,
+            vars(&[("ORDERFLOW_KAFKA_SASL_PASSWORD_FILE", "/nonexistent/secret")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.starts_with("kafka.sasl-password-file /nonexistent/secret could not be read: "),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn the_shown_config_reads_back_as_the_same_config() {
+        let toml = file(
+            "[kafka]\nbrokers = \"b:9093\"\ngroup-protocol = \"consumer\"\nmin-insync-replicas = 1\n\
+             [kafka.consumer]\n\"fetch.wait.max.ms\" = 200\n",
+        );
+        let config = Config::load_from_env(Some(toml.path()), Vec::new()).unwrap();
+        assert_eq!(config.kafka.group_protocol, GroupProtocol::Consumer);
+        let shown = file(&config.to_redacted_toml().unwrap());
+        let again = Config::load_from_env(Some(shown.path()), Vec::new()).unwrap();
+        assert_eq!(again.kafka.brokers, "b:9093");
+        assert_eq!(again.kafka.consumer, config.kafka.consumer);
+        assert_eq!(again.kafka.min_insync_replicas, Some(1));
+        assert_eq!(again.display.time_zone, config.display.time_zone);
+    }
+
+    #[test]
+    fn topic_settings_are_checked() {
+        let error = Config::load_with(None, |name| {
+            (name == "ORDERFLOW_MIN_INSYNC_REPLICAS").then(|| "2".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "kafka.min-insync-replicas must be at least 1 and at most kafka.replication-factor"
+        );
     }
 }

@@ -15,17 +15,22 @@ use std::time::{Duration, Instant};
 
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
-use crate::kafka::client_config;
+use crate::config::{Config, GroupProtocol};
+use crate::kafka::{consumer_config, creation_error, forward_log, Watch};
 use crate::output::Sent;
+use crate::telemetry::health;
 use crate::RuntimeError;
 
 /// Where a partition should start when this instance is given it: the local store's
@@ -34,6 +39,12 @@ pub trait StartPosition: Send + Sync + 'static {
     /// An error stops the consumer: a partition whose start is unknown is not consumed from
     /// anywhere else, since a wrong start would skip records or silently rebuild.
     fn start_offset(&self, partition: i32) -> Result<Option<i64>, RuntimeError>;
+
+    /// Whether a partition new to this instance is rebuilt before it is live (not ready
+    /// meanwhile); whoever rebuilds it reports it live ([`crate::telemetry::Health::set_live`]).
+    fn rebuilds(&self) -> bool {
+        false
+    }
 }
 
 /// Intake consumers keep no per-partition state: they resume at the committed offset.
@@ -46,7 +57,11 @@ impl StartPosition for Committed {
 }
 
 pub struct Context<P> {
+    /// The consumer's name, for logs and metric labels.
+    name: String,
     start: P,
+    /// Client-wide errors: logged once a minute per kind, brokers down reported to readiness.
+    watch: Watch,
     /// Bumped on every assignment, so handlers know to refresh what they know of partitions.
     pub generation: Arc<AtomicU64>,
     /// An error met in a callback, where it can't be returned: the loop ends with it.
@@ -87,15 +102,70 @@ impl Failure {
     }
 }
 
-impl<P: StartPosition> ClientContext for Context<P> {}
+impl<P: StartPosition> ClientContext for Context<P> {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        forward_log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(&error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        record_statistics(&self.name, &statistics);
+    }
+}
+
+/// Per-partition lag of the assigned partitions, and whether any broker is up, from
+/// librdkafka's statistics.
+fn record_statistics(consumer: &str, statistics: &Statistics) {
+    // (bootstrap and logical entries have node id -1)
+    let reachable = statistics
+        .brokers
+        .values()
+        .any(|broker| broker.nodeid >= 0 && broker.state == "UP");
+    health().broker_reachable(reachable);
+    for (topic, stats) in &statistics.topics {
+        for (partition, stats) in &stats.partitions {
+            if *partition < 0 || !stats.desired {
+                continue;
+            }
+            let lag = if stats.consumer_lag >= 0 {
+                stats.consumer_lag
+            } else if stats.hi_offset >= 0 && stats.committed_offset < 0 {
+                // Nothing committed yet: all of the partition is to be read.
+                (stats.hi_offset - stats.lo_offset.max(0)).max(0)
+            } else {
+                continue;
+            };
+            metrics::gauge!(crate::telemetry::CONSUMER_LAG.name, "consumer" => consumer.to_string(),
+                "topic" => topic.clone(), "partition" => partition.to_string())
+            .set(lag as f64);
+        }
+    }
+}
 
 impl<P: StartPosition> ConsumerContext for Context<P> {
+    /// Eager (`roundrobin`, `range`) and incremental (`cooperative-sticky`, KIP-848) rebalances
+    /// differ: an eager one revokes everything and assigns the whole new set; an incremental
+    /// one adds or takes away only the partitions that move, and must be answered with
+    /// `incremental_assign` / `incremental_unassign`, or the member would drop (or keep) the
+    /// partitions it keeps (or lost).
     fn rebalance(
         &self,
         base_consumer: &BaseConsumer<Self>,
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
+        let incremental = matches!(
+            base_consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let rebalanced = |kind: &'static str| {
+            metrics::counter!(crate::telemetry::REBALANCES.name,
+                "consumer" => self.name.clone(), "kind" => kind)
+            .increment(1);
+        };
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let partitions: Vec<(String, i32)> = tpl
@@ -103,7 +173,7 @@ impl<P: StartPosition> ConsumerContext for Context<P> {
                     .iter()
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
-                for (topic, partition) in partitions {
+                for (topic, partition) in partitions.iter().cloned() {
                     match self.start.start_offset(partition) {
                         Ok(Some(offset)) => {
                             let _ =
@@ -120,14 +190,36 @@ impl<P: StartPosition> ConsumerContext for Context<P> {
                         }
                     }
                 }
-                info!(partitions = ?partition_list(tpl), "partitions assigned");
+                info!(consumer = %self.name, partitions = ?partition_list(tpl),
+                    starts = ?start_list(tpl), incremental, "partitions assigned");
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                if let Err(error) = base_consumer.assign(tpl) {
-                    warn!(%error, "assigning partitions failed");
+                let assigned = if incremental {
+                    base_consumer.incremental_assign(tpl)
+                } else {
+                    base_consumer.assign(tpl)
+                };
+                match assigned {
+                    Ok(()) => {
+                        health().assigned(&partitions, !self.start.rebuilds());
+                        rebalanced("assigned");
+                    }
+                    Err(error) => {
+                        warn!(%error, "assigning partitions failed");
+                        rebalanced("failed");
+                    }
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                info!(partitions = ?partition_list(tpl), "partitions revoked");
+                let lost = base_consumer.assignment_lost();
+                info!(consumer = %self.name, partitions = ?partition_list(tpl), incremental, lost,
+                    "partitions revoked");
+                let partitions: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
+                health().revoked(&partitions, !incremental);
+                rebalanced(if lost { "lost" } else { "revoked" });
                 // Offsets stored for finished batches go to the group before another owner
                 // starts, so it doesn't redo them.
                 if let Err(error) = base_consumer.commit_consumer_state(CommitMode::Sync) {
@@ -137,18 +229,29 @@ impl<P: StartPosition> ConsumerContext for Context<P> {
                         warn!(%error, "commit before revoke failed");
                     }
                 }
-                if let Err(error) = base_consumer.unassign() {
+                let unassigned = if incremental {
+                    base_consumer.incremental_unassign(tpl)
+                } else {
+                    base_consumer.unassign()
+                };
+                if let Err(error) = unassigned {
                     warn!(%error, "unassigning partitions failed");
                 }
             }
-            other => warn!(error = ?other, "rebalance error"),
+            other => {
+                warn!(error = ?other, "rebalance error");
+                rebalanced("failed");
+            }
         }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::NoOffset) {
-                warn!(%error, "offset commit failed");
+        match result {
+            Ok(()) => health().committed(),
+            Err(error) => {
+                if error.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::NoOffset) {
+                    warn!(%error, "offset commit failed");
+                }
             }
         }
     }
@@ -158,7 +261,18 @@ fn partition_list(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
-/// A consumer group member on one topic.
+/// Where each assigned partition starts: an offset, or the committed one (`committed`).
+fn start_list(tpl: &TopicPartitionList) -> Vec<String> {
+    tpl.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(offset) => format!("{}@{offset}", e.partition()),
+            _ => format!("{}@committed", e.partition()),
+        })
+        .collect()
+}
+
+/// A consumer group member on one topic, without static membership.
 pub fn subscribe<P: StartPosition>(
     config: &Config,
     group: &str,
@@ -168,36 +282,77 @@ pub fn subscribe<P: StartPosition>(
     subscribe_all(config, group, &[topic.to_string()], start)
 }
 
-/// A consumer group member on several topics.
+/// A consumer group member on several topics, without static membership.
 pub fn subscribe_all<P: StartPosition>(
     config: &Config,
     group: &str,
     topics: &[String],
     start: P,
 ) -> Result<(StreamConsumer<Context<P>>, Arc<AtomicU64>), RuntimeError> {
+    subscribe_member(config, group, group, None, topics, start)
+}
+
+/// How often librdkafka reports its statistics (lag per partition, broker states).
+pub const STATISTICS_EVERY_MS: u32 = 5_000;
+
+/// The consumer `name` joins `group` on `topics`. With `instance` (and
+/// `kafka.static-membership`) it is a static member, `{group}-{instance}`: a copy that
+/// restarts within the session timeout gets its partitions back without a rebalance, and the
+/// other copies keep theirs.
+pub fn subscribe_member<P: StartPosition>(
+    config: &Config,
+    name: &str,
+    group: &str,
+    instance: Option<&str>,
+    topics: &[String],
+    start: P,
+) -> Result<(StreamConsumer<Context<P>>, Arc<AtomicU64>), RuntimeError> {
+    let kafka = &config.kafka;
     let generation = Arc::new(AtomicU64::new(0));
-    let consumer: StreamConsumer<Context<P>> = client_config(&config.kafka)
+    let mut settings = consumer_config(kafka);
+    if settings.get("statistics.interval.ms").is_none() {
+        settings.set("statistics.interval.ms", STATISTICS_EVERY_MS.to_string());
+    }
+    if settings.get("auto.commit.interval.ms").is_none() {
+        settings.set("auto.commit.interval.ms", "1000");
+    }
+    match kafka.group_protocol {
+        GroupProtocol::Classic => {
+            // The session timeout and heartbeats are the client's to set in the classic
+            // protocol (in KIP-848 they are the broker's).
+            settings.set("session.timeout.ms", kafka.session_timeout_ms.to_string());
+            if settings.get("heartbeat.interval.ms").is_none() {
+                settings.set(
+                    "heartbeat.interval.ms",
+                    (kafka.session_timeout_ms / 3).max(100).to_string(),
+                );
+            }
+            if settings.get("partition.assignment.strategy").is_none() {
+                settings.set("partition.assignment.strategy", "cooperative-sticky");
+            }
+        }
+        GroupProtocol::Consumer => {
+            settings.set("group.protocol", "consumer");
+        }
+    }
+    if let Some(instance) = instance.filter(|_| kafka.static_membership) {
+        settings.set("group.instance.id", format!("{group}-{instance}"));
+    }
+    let consumer: StreamConsumer<Context<P>> = settings
         .set("group.id", group)
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "roundrobin")
-        .set(
-            "session.timeout.ms",
-            config.kafka.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (config.kafka.session_timeout_ms / 3).max(100).to_string(),
-        )
-        .set("fetch.queue.backoff.ms", "10")
+        .set("enable.partition.eof", "false")
         .create_with_context(Context {
+            name: name.to_string(),
             start,
+            watch: Watch::default(),
             generation: Arc::clone(&generation),
             failure: Failure::default(),
         })
-        .map_err(RuntimeError::kafka("creating consumer"))?;
+        .map_err(creation_error("consumer"))?;
+    health().member_of_group(name);
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&names)
@@ -205,6 +360,13 @@ pub fn subscribe_all<P: StartPosition>(
             "subscribing to {}",
             names.join(", ")
         )))?;
+    info!(
+        consumer = name,
+        group,
+        group_protocol = kafka.group_protocol.as_str(),
+        static_member = instance.is_some() && kafka.static_membership,
+        "joining the consumer group"
+    );
     Ok((consumer, generation))
 }
 
@@ -254,8 +416,9 @@ pub trait BatchHandler {
 /// before it.
 pub const MAX_IN_FLIGHT: usize = 4;
 
-/// A handled batch: its last offsets, when its handling began and what the handler keeps.
-type Finished<D> = (Vec<((String, i32), i64)>, Instant, D);
+/// A handled batch: its last offsets, when its handling began, its records' timestamps (ms)
+/// and what the handler keeps.
+type Finished<D> = (Vec<((String, i32), i64)>, Instant, Vec<i64>, D);
 
 /// Runs until `shutdown` resolves, then lets the batches in flight finish and commits. An
 /// error a client callback met (a partition's start position) ends it the same way, and it
@@ -284,6 +447,7 @@ where
     let mut tick_due = false;
     tokio::pin!(shutdown);
     loop {
+        health().beat();
         if tick_due && in_flight.is_empty() {
             tick_due = false;
             handler.tick(consumer).await?;
@@ -328,12 +492,17 @@ where
                     .increment(batch.len() as u64);
                 let (sent, done) = handler.handle(consumer, &batch).await?;
                 let offsets = last_offsets(&batch);
+                let produced: Vec<i64> = batch
+                    .iter()
+                    .filter_map(|message| message.timestamp().to_millis())
+                    .collect();
                 in_flight.push_back(async move {
-                    sent.acknowledged().await.map(|()| (offsets, started, done))
+                    sent.acknowledged().await.map(|()| (offsets, started, produced, done))
                 });
             }
         }
     }
+    health().shutting_down();
     info!(
         consumer = name,
         "draining: finishing batches in flight and committing offsets"
@@ -359,11 +528,17 @@ fn finish<C: ConsumerContext, H: BatchHandler>(
     finished: Result<Finished<H::Done>, RuntimeError>,
     idle: bool,
 ) -> Result<(), RuntimeError> {
-    let (offsets, started, done) = finished?;
+    let (offsets, started, produced, done) = finished?;
     handler.acknowledged(done, idle)?;
     store_offsets(consumer, &offsets);
     metrics::histogram!(crate::telemetry::BATCH_DURATION.name, "consumer" => name.to_string())
         .record(started.elapsed().as_secs_f64());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let latency =
+        metrics::histogram!(crate::telemetry::RECORD_LATENCY.name, "consumer" => name.to_string());
+    for at in produced {
+        latency.record((now_ms - at).max(0) as f64 / 1_000.0);
+    }
     Ok(())
 }
 
@@ -456,7 +631,9 @@ mod tests {
 
     fn context<P>(start: P) -> Context<P> {
         Context {
+            name: "test".into(),
             start,
+            watch: Watch::default(),
             generation: Arc::new(AtomicU64::new(0)),
             failure: Failure::default(),
         }

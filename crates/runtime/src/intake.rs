@@ -2,7 +2,7 @@
 //! appends canonical events to the order event log and dead-letters what it can't accept.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use orderflow_domain::EventId;
 use orderflow_schema::{decode, headers, InputTopic, Provenance, Rejection, RejectionKind};
@@ -29,7 +29,12 @@ pub struct Intake {
     unindexed: HashSet<EventId>,
     /// Acknowledged, to be added to the dedup index at its next write.
     acknowledged: Vec<EventId>,
+    /// When the index's size was last reported.
+    sized: Instant,
 }
+
+/// How often the size of the dedup index is reported.
+const SIZE_EVERY: Duration = Duration::from_secs(10);
 
 /// How often the intake adds acknowledged event ids to its dedup index (a tick, when no batch
 /// is in flight). Writing it after every batch kept sled's IO threads busy with many small
@@ -60,10 +65,20 @@ pub async fn run(
         dedup,
         unindexed: HashSet::new(),
         acknowledged: Vec::new(),
+        sized: Instant::now()
+            .checked_sub(SIZE_EVERY)
+            .unwrap_or_else(Instant::now),
     };
     let source = topics.name(input.name());
     let group = format!("{}{name}", config.kafka.topic_prefix);
-    let (consumer, _) = consumer::subscribe(config, &group, &source, Committed)?;
+    let (consumer, _) = consumer::subscribe_member(
+        config,
+        &name,
+        &group,
+        Some(instance),
+        std::slice::from_ref(&source),
+        Committed,
+    )?;
     info!(consumer = %name, topic = %source, store = %store_dir.display(), "intake started");
     consumer::run(
         &name,
@@ -188,6 +203,11 @@ impl BatchHandler for Intake {
         &mut self,
         _consumer: &StreamConsumer<C>,
     ) -> Result<(), RuntimeError> {
+        if self.sized.elapsed() >= SIZE_EVERY {
+            self.sized = Instant::now();
+            metrics::gauge!(crate::telemetry::STORE_SIZE.name, "consumer" => self.name.clone())
+                .set(self.dedup.size_on_disk() as f64);
+        }
         if self.acknowledged.is_empty() {
             return Ok(());
         }

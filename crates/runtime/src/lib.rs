@@ -10,6 +10,7 @@ pub mod config;
 pub mod consumer;
 mod error;
 pub mod fold;
+pub mod inspect;
 pub mod intake;
 pub mod kafka;
 pub mod logread;

@@ -13,7 +13,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
-use crate::kafka::{client_config, with_retries};
+use crate::kafka::{consumer_config, with_retries};
 use crate::RuntimeError;
 
 /// Where to stop.
@@ -39,7 +39,7 @@ pub async fn read_topic(
         std::process::id(),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
-    let consumer: StreamConsumer = client_config(kafka)
+    let consumer: StreamConsumer = consumer_config(kafka)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderflow_domain::{fire_timers, timers, Effect, Entity, EntityKey, Event, EventId, Mode};
+use orderflow_domain::{
+    fire_timers, timers, Effect, Entity, EntityKey, Event, EventId, Level, Mode, Owner,
+};
 use orderflow_schema::output::Versioned;
 use orderflow_schema::{headers, Rejection, RejectionKind};
 use orderflow_store::{SledStore, StateStore};
@@ -47,6 +49,10 @@ impl StartPosition for StoreStart {
         // that can't be read is an error, not a reason to rebuild.
         Ok(Some(self.0.checkpoint(partition)?.unwrap_or(0)))
     }
+
+    fn rebuilds(&self) -> bool {
+        true
+    }
 }
 
 pub struct StateConsumer {
@@ -70,7 +76,17 @@ pub struct StateConsumer {
     fold: Fold,
     written: Instant,
     cache_entities: usize,
+    /// When the store's size was last reported.
+    sized: Instant,
+    /// Per live partition, the open exceptions (owner, level) of each order that has any:
+    /// counted from the store once a partition is live, then kept up to date by the fold.
+    open_exceptions: BTreeMap<i32, HashMap<EntityKey, Vec<(Owner, Level)>>>,
+    /// (owner, level) pairs ever reported, so one that drops to none reads 0, not stale.
+    exception_gauges: BTreeSet<(Owner, Level)>,
 }
+
+/// How often the store's size is reported.
+const SIZE_EVERY: Duration = Duration::from_secs(10);
 
 /// How often the state consumer writes what it folded to its store, at most. A crash loses at
 /// most this much of the store, which is refolded from the log quietly: every output of those
@@ -95,10 +111,12 @@ pub async fn run(
     let store = Arc::new(SledStore::open(&dir)?);
     store.bind(&topics.order_events())?;
     let group = format!("{}{CONSUMER_NAME}", config.kafka.topic_prefix);
-    let (consumer, generation) = consumer::subscribe(
+    let (consumer, generation) = consumer::subscribe_member(
         config,
+        CONSUMER_NAME,
         &group,
-        &topics.order_events(),
+        Some(instance),
+        &[topics.order_events()],
         StoreStart(Arc::clone(&store)),
     )?;
     let mut state = StateConsumer {
@@ -116,6 +134,11 @@ pub async fn run(
         fold: Fold::new(config.consumer.cache_entities),
         written: Instant::now(),
         cache_entities: config.consumer.cache_entities,
+        sized: Instant::now()
+            .checked_sub(SIZE_EVERY)
+            .unwrap_or_else(Instant::now),
+        open_exceptions: BTreeMap::new(),
+        exception_gauges: BTreeSet::new(),
     };
     state.clock.now()?;
     info!(consumer = CONSUMER_NAME, store = %dir.display(), rules = %state.rules.current().version, "state consumer started");
@@ -143,6 +166,7 @@ impl StateConsumer {
         if generation != self.seen_generation {
             self.live_from.clear();
             self.next_due.clear();
+            self.open_exceptions.clear();
             self.seen_generation = generation;
         }
         let unknown: BTreeSet<i32> = partitions
@@ -172,6 +196,76 @@ impl StateConsumer {
             self.live_from.insert(element.partition(), offset);
         }
         Ok(())
+    }
+
+    /// Counts the open exceptions of a partition that just became live, from the store.
+    fn count_open_exceptions(&mut self, partition: i32) -> Result<(), RuntimeError> {
+        if self.open_exceptions.contains_key(&partition) {
+            return Ok(());
+        }
+        let mut orders = HashMap::new();
+        for entity in self.store.entities(partition) {
+            if let Entity::Order(order) = entity? {
+                let open = open_of(&order);
+                if !open.is_empty() {
+                    orders.insert(EntityKey::Order(order.order_id.clone()), open);
+                }
+            }
+        }
+        self.open_exceptions.insert(partition, orders);
+        Ok(())
+    }
+
+    /// Keeps the open exceptions of a counted partition up to date after `key` was folded.
+    fn recount(&mut self, partition: i32, key: &EntityKey) {
+        let Some(orders) = self.open_exceptions.get_mut(&partition) else {
+            return;
+        };
+        if let Some(Entity::Order(order)) = self.fold.entity(partition, key) {
+            let open = open_of(order);
+            if open.is_empty() {
+                orders.remove(key);
+            } else {
+                orders.insert(key.clone(), open);
+            }
+        }
+    }
+
+    /// The open exceptions of the live partitions, by owner and level, as gauges.
+    fn report_open_exceptions(&mut self) {
+        let mut counts: BTreeMap<(Owner, Level), usize> = BTreeMap::new();
+        for open in self.open_exceptions.values().flat_map(HashMap::values) {
+            for pair in open {
+                *counts.entry(*pair).or_default() += 1;
+            }
+        }
+        self.exception_gauges.extend(counts.keys().copied());
+        for pair in &self.exception_gauges {
+            let (owner, level) = *pair;
+            metrics::gauge!(crate::telemetry::OPEN_EXCEPTIONS.name,
+                "owner" => owner.as_str(), "level" => level.as_str())
+            .set(counts.get(pair).copied().unwrap_or(0) as f64);
+        }
+    }
+
+    /// The timer backlog (orders scheduled; how overdue the oldest due timer is) and the
+    /// store's size, as gauges.
+    fn report_backlog(&mut self, scheduled: usize, now: orderflow_domain::Timestamp) {
+        metrics::gauge!(crate::telemetry::TIMERS_SCHEDULED.name).set(scheduled as f64);
+        let overdue = self
+            .next_due
+            .values()
+            .filter(|due| **due <= now)
+            .min()
+            .map_or(0.0, |oldest| {
+                (now - *oldest).num_milliseconds() as f64 / 1_000.0
+            });
+        metrics::gauge!(crate::telemetry::TIMERS_OVERDUE.name).set(overdue);
+        if self.sized.elapsed() >= SIZE_EVERY {
+            self.sized = Instant::now();
+            metrics::gauge!(crate::telemetry::STORE_SIZE.name, "consumer" => CONSUMER_NAME)
+                .set(self.store.size_on_disk() as f64);
+        }
     }
 
     /// Appends `decisions` to the log, each at most once until it is read back.
@@ -273,9 +367,12 @@ impl StateConsumer {
             .collect();
         self.refresh_live_from(consumer, assigned.iter().copied())?;
         let mut live = Vec::new();
+        let log_topic = self.topics.order_events();
         for partition in assigned {
             let folded = self.store.checkpoint(partition)?.unwrap_or(0);
-            if folded >= self.live_from.get(&partition).copied().unwrap_or(i64::MAX) {
+            let caught_up = folded >= self.live_from.get(&partition).copied().unwrap_or(i64::MAX);
+            crate::telemetry::health().set_live(&log_topic, partition, caught_up);
+            if caught_up {
                 live.push(partition);
             }
         }
@@ -301,9 +398,19 @@ impl BatchHandler for StateConsumer {
         self.write_store()?;
         let now = self.clock.now()?;
         let mut outputs = Vec::new();
-        for partition in self.live_partitions(consumer)? {
+        let mut scheduled = 0_usize;
+        let live = self.live_partitions(consumer)?;
+        self.open_exceptions
+            .retain(|partition, _| live.contains(partition));
+        for partition in &live {
+            self.count_open_exceptions(*partition)?;
+        }
+        self.report_open_exceptions();
+        for partition in live {
             let mut due = Vec::new();
-            for key in self.store.scheduled(partition)? {
+            let keys = self.store.scheduled(partition)?;
+            scheduled += keys.len();
+            for key in keys {
                 let slot = (partition, key);
                 if self.next_due.get(&slot).is_some_and(|due| *due > now) {
                     continue;
@@ -333,6 +440,7 @@ impl BatchHandler for StateConsumer {
                 self.append_decisions(decisions, &mut outputs)?;
             }
         }
+        self.report_backlog(scheduled, now);
         if !outputs.is_empty() {
             debug!(records = outputs.len(), %now, "timers fired");
             deliver(&self.producer, &outputs).await?;
@@ -357,7 +465,9 @@ impl BatchHandler for StateConsumer {
             let mut outputs = Vec::new();
             // Per order touched live: the events folded since its last snapshot, so a reader can tell
             // which facts a snapshot reflects (end-to-end latency is measured with it).
-            let mut snapshots: BTreeMap<(i32, EntityKey), Vec<String>> = BTreeMap::new();
+            // With each id, when its record was appended to the log (ms): how long a change took
+            // to reach a channel is measured from it (`orderflow-sync`).
+            let mut snapshots: BTreeMap<(i32, EntityKey), Vec<(String, i64)>> = BTreeMap::new();
             let store = Arc::clone(&self.store);
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
@@ -400,26 +510,31 @@ impl BatchHandler for StateConsumer {
                     Applied::Changed(step) => step,
                 };
                 self.next_due.remove(&(partition, event.key.clone()));
+                self.recount(partition, &event.key);
                 debug!(order_id = %event.key, kind = event.body.kind(), partition, offset, live, "event folded");
                 if !live {
                     continue;
                 }
                 if matches!(event.key, EntityKey::Order(_)) {
-                    snapshots.entry((partition, event.key.clone())).or_default().push(event.event_id.to_string());
+                    let appended_ms = message.timestamp().to_millis().unwrap_or(0);
+                    snapshots.entry((partition, event.key.clone())).or_default().push((event.event_id.to_string(), appended_ms));
                 }
                 for effect in &step.effects {
                     self.publish(effect, &mut outputs)?;
                 }
                 self.append_decisions(step.decisions, &mut outputs)?;
             }
-            for ((partition, key), event_ids) in &snapshots {
+            for ((partition, key), reflected) in &snapshots {
                 if let Some(Entity::Order(order)) = self.fold.entity(*partition, key) {
+                    let event_ids: Vec<&str> = reflected.iter().map(|(id, _)| id.as_str()).collect();
+                    let event_times: Vec<String> = reflected.iter().map(|(_, ms)| ms.to_string()).collect();
                     outputs.push(Output {
                         topic: self.topics.order_state(),
                         key: key.to_string().into_bytes(),
                         headers: vec![
                             (headers::VERSION, order.version.to_string().into_bytes()),
                             (headers::EVENT_IDS, event_ids.join(",").into_bytes()),
+                            (headers::EVENT_TIMES, event_times.join(",").into_bytes()),
                         ],
                         payload: to_json(&Versioned::new(order.snapshot()))?,
                     });
@@ -447,6 +562,14 @@ impl BatchHandler for StateConsumer {
         }
         Ok(())
     }
+}
+
+/// The (owner, level) of each open exception of an order.
+fn open_of(order: &orderflow_domain::OrderState) -> Vec<(Owner, Level)> {
+    order
+        .open_exceptions()
+        .map(|exception| (exception.owner, exception.level))
+        .collect()
 }
 
 /// An event as a record of the order event log.

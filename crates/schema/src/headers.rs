@@ -10,6 +10,9 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 pub const VERSION: &str = "orderflow.version";
 /// `order-state`: the ids of the events this snapshot is the first to reflect, comma-separated.
 pub const EVENT_IDS: &str = "orderflow.event-ids";
+/// `order-state`: for each id of [`EVENT_IDS`], in the same order, when its record was
+/// appended to `order-events` (milliseconds since the epoch, the log record's timestamp).
+pub const EVENT_TIMES: &str = "orderflow.event-times";
 /// `exceptions`: the change's deterministic id; a re-delivery carries the same one.
 pub const CHANGE_ID: &str = "orderflow.change-id";
 /// `notifications`: the notification's deterministic id.

@@ -170,3 +170,22 @@ pub fn decode(
     };
     validate::event(topic, provenance, &document)
 }
+
+/// [`decode`] for a record that is not on a topic yet: the gateway checks what it is about to
+/// produce with the intake's own rules, so a record it accepts is one the intake accepts. The
+/// event's source names the topic only; its `event_id` is the one the intake will compute.
+pub fn check(
+    topic: InputTopic,
+    content_type: Option<&[u8]>,
+    payload: &[u8],
+) -> Result<Event, Rejection> {
+    let provenance = Provenance {
+        topic: topic.name().to_string(),
+        partition: -1,
+        offset: -1,
+    };
+    let mut event = decode(topic, &provenance, content_type, payload)?;
+    event.source.partition = None;
+    event.source.offset = None;
+    Ok(event)
+}

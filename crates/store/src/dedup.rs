@@ -41,6 +41,11 @@ impl DedupIndex {
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
+
+    /// Bytes the index takes on disk (0 if sled can't tell).
+    pub fn size_on_disk(&self) -> u64 {
+        self.tree.size_on_disk().unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

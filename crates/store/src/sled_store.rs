@@ -27,9 +27,11 @@ pub struct SledStore {
 
 const LOG_KEY: &[u8] = b"m/log";
 const LAYOUT_KEY: &[u8] = b"m/layout";
-/// 2: the ids a sku or buyer folded moved from its JSON to `a/` keys. A store without the key
-/// is layout 1 if it holds any state.
-const LAYOUT: u32 = 2;
+/// 2: the ids a sku or buyer folded moved from its JSON to `a/` keys. 3: an order folds the
+/// changes each channel must hear about and its sync attempts (the outbound sync), so a store
+/// of layout 2 would differ from a replay. A store without the key is layout 1 if it holds any
+/// state.
+const LAYOUT: u32 = 3;
 
 fn entity_prefix(partition: i32) -> Vec<u8> {
     format!("e/{:08x}/", partition as u32).into_bytes()
@@ -78,6 +80,21 @@ fn decode_entity(bytes: &[u8]) -> Result<Entity, StoreError> {
 }
 
 impl SledStore {
+    /// Every entity of a partition, as written (for a scan such as counting open exceptions).
+    pub fn entities(
+        &self,
+        partition: i32,
+    ) -> impl Iterator<Item = Result<Entity, StoreError>> + '_ {
+        self.db
+            .scan_prefix(entity_prefix(partition))
+            .map(|item| decode_entity(&item?.1))
+    }
+
+    /// Bytes the store takes on disk (0 if sled can't tell).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
         let db = crate::open_db(path)?;
         Ok(SledStore {

@@ -7,7 +7,8 @@
 //! - What the facts call for ([`react`]): screening, approval, stock requests, routing,
 //!   refunds. These follow from what the order has seen, whatever the time, so they are taken
 //!   right after each live event ([`crate::step`]).
-//! - What time calls for ([`timers`]): the payment timeout and exception escalation. These
+//! - What time calls for ([`timers`]): the payment timeout, the review SLA and exception
+//!   escalation. These
 //!   decide from something *not* having happened (no payment, nobody handled it), which only
 //!   the end of the log can tell: a payment may be in the log right behind the event just
 //!   folded. So they fire on the timer tick ([`decide`], [`crate::fire_timers`]), on state
@@ -30,7 +31,24 @@ fn minutes(minutes: u32) -> chrono::Duration {
 pub fn timers(state: &OrderState, rules: &Rules) -> Vec<(Timestamp, EventBody)> {
     let mut timers = escalation_timers(state, rules);
     timers.extend(payment_timer(state, rules));
+    timers.extend(review_timer(state, rules));
     timers
+}
+
+/// An order still waiting for a person's review when the review SLA runs out alerts the
+/// reviewers (`review_overdue`, which then escalates like any exception).
+fn review_timer(state: &OrderState, rules: &Rules) -> Option<(Timestamp, EventBody)> {
+    let approval = state.approval.as_ref()?;
+    if !state.awaiting_review() || state.review_overdue.is_some() {
+        return None;
+    }
+    Some((
+        approval.decided_at + minutes(rules.review.sla_minutes),
+        EventBody::ReviewOverdue {
+            sla_minutes: rules.review.sla_minutes,
+            rule_version: rules.version.clone(),
+        },
+    ))
 }
 
 /// Each open exception below the top level escalates when its SLA runs out.
@@ -84,7 +102,8 @@ impl OrderState {
     /// A timer may still fire: payment timeout while unpaid, escalation below L3.
     pub fn has_timers(&self) -> bool {
         let awaiting_payment = self.placed.is_some() && self.awaiting_payment();
-        awaiting_payment || self.open_exceptions().any(|e| e.level.next().is_some())
+        let review_due = self.awaiting_review() && self.review_overdue.is_none();
+        awaiting_payment || review_due || self.open_exceptions().any(|e| e.level.next().is_some())
     }
 }
 

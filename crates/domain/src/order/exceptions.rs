@@ -106,6 +106,37 @@ impl OrderState {
         let mut found = self.review_conditions();
         found.extend(self.payment_conditions());
         found.extend(self.shipment_conditions());
+        found.extend(self.sync_conditions());
+        found
+    }
+
+    /// A change the channel never heard of after the last attempt the rules allowed (or a
+    /// refusal for good), until the channel acknowledges it or a later change of the order:
+    /// then it holds the order's newer state anyway.
+    fn sync_conditions(&self) -> Vec<Condition> {
+        let mut found = Vec::new();
+        for (index, sync) in self.syncs.iter().enumerate() {
+            let superseded = self.syncs[index + 1..]
+                .iter()
+                .any(|later| later.acknowledged());
+            if !sync.gave_up() || superseded {
+                continue;
+            }
+            let last = sync
+                .attempts
+                .last()
+                .map(|a| a.answer.as_str())
+                .unwrap_or("-");
+            found.push(Condition::new(
+                ExceptionKind::SyncFailure,
+                &format!("sync_failed:{}", sync.change_id),
+                format!(
+                    "the channel did not take {} after {} attempts; last answer: {last}",
+                    sync.change_id,
+                    sync.attempts_made()
+                ),
+            ));
+        }
         found
     }
 
@@ -118,6 +149,13 @@ impl OrderState {
             .chain(self.buyer_findings.iter().flatten())
             .map(|finding| Condition::new(finding.kind, &finding.code, finding.detail.clone()))
             .collect();
+        if self.review_overdue.is_some() && self.awaiting_review() {
+            found.push(Condition::new(
+                ExceptionKind::ReviewOverdue,
+                "review_overdue",
+                "the order waits for a person's review past the review SLA".into(),
+            ));
+        }
         let short: Vec<&str> = self.unreserved_shortages().collect();
         if !short.is_empty() && !self.is_cancelled() {
             found.push(Condition::new(

@@ -29,7 +29,14 @@
 //!   payment and its timeout still runs.
 //! - **Payment refunded**: `apply/payment.rs`. `payment_conditions` (refund exceeds payment;
 //!   clears paid twice); the status becomes `refunded` (`status.rs`).
-//! - **Warehouse accepted**: `apply/shipment.rs`. The status becomes `accepted_by_warehouse`.
+//! - **Warehouse accepted**: `apply/shipment.rs`. The status becomes `accepted_by_warehouse`
+//!   once every parcel of the routing is accepted (`state.rs`: `all_parcels_accepted`).
+//! - **What the channel must hear**: after every event `apply/sync.rs` (`reconcile_syncs`)
+//!   adds the changes the facts now show (accepted by the warehouse, shipped, delivered,
+//!   cancelled, refunded); `channel_sync_attempted` (recorded by `orderflow-sync`) is folded
+//!   there too, and a change the channel never took is `exceptions.rs`: `sync_conditions`
+//!   (`sync_failure`, which alerts its owner when raised). `notification_delivered` changes
+//!   nothing but the trail.
 //! - **Shipment dispatched, delivered, returned**: `apply/shipment.rs`. `exceptions.rs`:
 //!   `shipment_conditions` (shipped before paid, after cancel); the stock is let go
 //!   (`release_stock`).
@@ -53,7 +60,8 @@
 //!   in `apply/action.rs` (`escalate`: alerts the owner at the next level).
 //!
 //! What each decision is taken on is in `decide.rs`: `timers` (payment timeout, escalation)
-//! and `react` (`screening`, `refund`, `approval`, `stock_request`, `routing`).
+//! and `react` (`screening`, `refund`, `approval`, `stock_request`, `routing`); the review SLA
+//! is a timer too (`review_timer`: `review_overdue`, folded in `apply/placement.rs`).
 
 mod apply;
 mod decide;

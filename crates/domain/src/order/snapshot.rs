@@ -11,6 +11,7 @@ use super::status::Status;
 use crate::event::Routing;
 use crate::exception::ExceptionRecord;
 use crate::ids::{Channel, Fen, OrderId, Timestamp};
+use crate::sync::ChannelSync;
 
 impl OrderState {
     /// What `order-state` carries: the order as a dashboard or WMS needs it.
@@ -33,6 +34,7 @@ impl OrderState {
             refund_request: self.refund_request.clone(),
             shipments: self.shipments.clone(),
             open_exceptions: self.open_exceptions().cloned().collect(),
+            sync: self.syncs.clone(),
         }
     }
 }
@@ -57,4 +59,8 @@ pub struct OrderSnapshot {
     pub refund_request: Option<RefundRequest>,
     pub shipments: Vec<Shipment>,
     pub open_exceptions: Vec<ExceptionRecord>,
+    /// The changes the order's channel must hear about and the attempts to tell it; what
+    /// `orderflow-sync` acts on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync: Vec<ChannelSync>,
 }

@@ -11,6 +11,7 @@ use crate::event::{
 };
 use crate::exception::ExceptionRecord;
 use crate::ids::{EventId, Fen, OrderId, Timestamp};
+use crate::sync::ChannelSync;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderState {
@@ -55,6 +56,12 @@ pub struct OrderState {
     /// Actions that didn't apply to the order as it was (approving an order not under
     /// review, resolving an unknown exception): kept for the audit trail.
     pub ignored: Vec<Ignored>,
+    /// When the review SLA ran out with nobody having reviewed the order (a timer decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_overdue: Option<Timestamp>,
+    /// The changes the order's channel must hear about, and every attempt to tell it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syncs: Vec<ChannelSync>,
     /// Ids of every event folded in: the second copy of a fact is recognised here.
     pub applied: BTreeSet<EventId>,
 }
@@ -203,6 +210,8 @@ impl OrderState {
             timed_out: None,
             refund_request: None,
             ignored: Vec::new(),
+            review_overdue: None,
+            syncs: Vec::new(),
             applied: BTreeSet::new(),
         }
     }
@@ -251,6 +260,26 @@ impl OrderState {
                 self.review.as_ref().is_some_and(|review| review.approved)
             }
             None => false,
+        }
+    }
+
+    /// Waiting for a person's verdict: sent to review, not reviewed, not cancelled meanwhile.
+    pub fn awaiting_review(&self) -> bool {
+        self.approval.as_ref().map(|a| a.outcome) == Some(ApprovalOutcome::ManualReview)
+            && self.review.is_none()
+            && !self.is_cancelled()
+    }
+
+    /// Every parcel of the routing was taken by its warehouse (a split order is accepted only
+    /// when all its parcels are); without a routing, any acceptance counts.
+    pub fn all_parcels_accepted(&self) -> bool {
+        match &self.routing {
+            Some(routing) if !routing.parcels.is_empty() => routing.parcels.iter().all(|parcel| {
+                self.accepted
+                    .iter()
+                    .any(|accepted| accepted.routing_id == parcel.routing_id)
+            }),
+            _ => !self.accepted.is_empty(),
         }
     }
 

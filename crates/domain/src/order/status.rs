@@ -65,7 +65,7 @@ impl OrderState {
             Status::Delivered
         } else if shipped {
             Status::Shipped
-        } else if !self.accepted.is_empty() {
+        } else if self.all_parcels_accepted() {
             Status::AcceptedByWarehouse
         } else if self.routing.is_some() {
             Status::Routed

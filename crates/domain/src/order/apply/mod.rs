@@ -7,6 +7,7 @@ mod payment;
 mod placement;
 mod shipment;
 mod stock;
+mod sync;
 
 use super::state::{Ignored, OrderState};
 use crate::effect::{Audience, Effect, Notification};
@@ -36,12 +37,17 @@ impl OrderState {
         self.updated_at = self.updated_at.max(Some(event.occurred_at));
         let mut effects = Vec::new();
         self.record(event, &mut effects);
-        effects.extend(
-            self.reconcile_exceptions(event)
-                .into_iter()
-                .map(Effect::Exception),
-        );
+        let changes = self.reconcile_exceptions(event);
+        for change in changes {
+            if let Some(alert) = self.alert_when_raised(event, &change) {
+                effects.push(Effect::Exception(change));
+                effects.push(Effect::Notify(alert));
+            } else {
+                effects.push(Effect::Exception(change));
+            }
+        }
         self.status = self.derive_status();
+        self.reconcile_syncs(event);
         self.release_stock(event, &mut effects);
         Some(effects)
     }
@@ -55,7 +61,8 @@ impl OrderState {
             | EventBody::OrderAutoApproved(_)
             | EventBody::ManualReviewRequired(_)
             | EventBody::ReviewApproved { .. }
-            | EventBody::ReviewRejected { .. } => self.record_placement(event, effects),
+            | EventBody::ReviewRejected { .. }
+            | EventBody::ReviewOverdue { .. } => self.record_placement(event, effects),
             EventBody::PaymentCaptured { .. }
             | EventBody::PaymentFailed { .. }
             | EventBody::PaymentRefunded { .. }
@@ -75,6 +82,9 @@ impl OrderState {
             EventBody::ExceptionResolved { .. }
             | EventBody::ExceptionAssigned { .. }
             | EventBody::ExceptionEscalated { .. } => self.record_action(event, effects),
+            EventBody::ChannelSyncAttempted(_) | EventBody::NotificationDelivered(_) => {
+                self.record_sync(event, effects)
+            }
             // For skus and buyers: `apply` refused them.
             EventBody::StockLevelChanged { .. }
             | EventBody::BuyerCheckRequested(_)
@@ -128,6 +138,40 @@ impl OrderState {
                 .as_ref()
                 .map(|p| p.order.buyer_id.clone())
                 .unwrap_or_default(),
+            phone: self.placed.as_ref().map(|p| p.order.phone.clone()),
         }
+    }
+
+    /// The alert to the owner of an exception of a kind that alerts when raised (a channel
+    /// that never heard of a change, an order waiting too long for review).
+    fn alert_when_raised(
+        &self,
+        cause: &Event,
+        change: &crate::exception::ExceptionChange,
+    ) -> Option<Notification> {
+        let record = &change.exception;
+        let raised = change.action == crate::exception::ExceptionAction::Raised;
+        if !raised || !record.kind.alerts_when_raised() {
+            return None;
+        }
+        let audience = Audience::Owner {
+            owner: record.owner,
+            level: record.level,
+        };
+        let message = format!(
+            "{} ({}) on {}: {}",
+            record.kind.as_str(),
+            record.code,
+            self.order_id,
+            record.detail
+        );
+        Some(Notification {
+            notification_id: EventId::derive(&[
+                "notification",
+                "exception_raised",
+                record.exception_id.as_str(),
+            ]),
+            ..self.notification(cause, "exception_raised", audience, message)
+        })
     }
 }

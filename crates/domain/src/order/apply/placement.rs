@@ -32,6 +32,10 @@ impl OrderState {
             EventBody::ReviewRejected { action } => {
                 self.record_review(event, action, false, effects)
             }
+            // The first counts; `review_overdue` is raised from it (`exceptions.rs`).
+            EventBody::ReviewOverdue { .. } => {
+                self.review_overdue.get_or_insert(at);
+            }
             // `apply` sends only placement events here.
             _ => {}
         }
@@ -100,11 +104,7 @@ impl OrderState {
         approved: bool,
         effects: &mut Vec<Effect>,
     ) {
-        let awaiting = self.approval.as_ref().map(|a| a.outcome)
-            == Some(ApprovalOutcome::ManualReview)
-            && self.review.is_none()
-            && !self.is_cancelled();
-        if awaiting {
+        if self.awaiting_review() {
             self.review = Some(Review {
                 approved,
                 action: action.clone(),

@@ -3,8 +3,8 @@
 //!
 //! Why SQLite: it is compiled into the binary (`rusqlite` with `bundled`, about a minute of
 //! build on 2 cores and ~1.5 MB of binary), it needs no server, its WAL mode lets the dashboard
-//! read while the projection writes, and it answers the KPI queries over a million orders in
-//! well under a second with the indexes below (BENCHMARKS.md). DataFusion or DuckDB would scan
+//! read while the projection writes, and it answers a card's queries over a million orders in
+//! 0.25–3 s on 2 cores (BENCHMARKS.md; the dashboard caches answers). DataFusion or DuckDB would scan
 //! faster but take many minutes to build here and tens of MB of binary; a shop that outgrows one
 //! machine moves to ClickHouse through the `order-facts` topic (`deploy/clickhouse/`).
 //!

@@ -9,14 +9,14 @@
 #
 # Environment:
 #   ORDERFLOW_BROKERS  the broker to use (default: scripts/kafka.sh ensure)
-#   ORDERFLOW_BIN_DIR  where the binaries are (default target/debug; built if missing)
+#   ORDERFLOW_BIN_DIR  where the binaries are (default $CARGO_TARGET_DIR/debug or target/debug; built if missing)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 VENV=$ROOT/.tools/browser-venv
 REQUIREMENTS=$ROOT/tests/browser/requirements.txt
-BIN_DIR=${ORDERFLOW_BIN_DIR:-$ROOT/target/debug}
+BIN_DIR=${ORDERFLOW_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}
 
 if [[ ! -x /usr/bin/chromium ]]; then
   echo "browser-test.sh: installing Debian's chromium" >&2

@@ -91,7 +91,7 @@ pub fn notification(
             owner: Owner::Operations,
             level: Level::L2,
         },
-        kind: "kpi_digest".into(),
+        kind: orderflow_domain::KPI_DIGEST_KIND.into(),
         message: digest.message.clone(),
         choices: Vec::new(),
         amount_fen: u64::try_from(digest.kpis.gmv_fen).ok(),

@@ -21,6 +21,10 @@ pub enum Effect {
     Route(RoutingInstruction),
 }
 
+/// The kind of the daily KPI digest (analytics): a notification about the shop, not about an
+/// order. Its order id only keys the record; its deliveries are not recorded in any order's log.
+pub const KPI_DIGEST_KIND: &str = "kpi_digest";
+
 /// A message for a customer, an exception owner or an operator (`notifications`, key = order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
@@ -78,4 +82,12 @@ pub struct RoutingInstruction {
 pub struct ShipTo {
     pub phone: String,
     pub address: Address,
+}
+
+impl Notification {
+    /// Whether the notification is about its order, so that what its sending came to belongs in
+    /// the order's log (every kind but the KPI digest).
+    pub fn is_about_its_order(&self) -> bool {
+        self.kind != KPI_DIGEST_KIND
+    }
 }

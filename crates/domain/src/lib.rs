@@ -32,7 +32,7 @@ mod sync;
 mod world;
 
 pub use buyer::{BuyerState, Claim};
-pub use effect::{Audience, Effect, Notification, RoutingInstruction, ShipTo};
+pub use effect::{Audience, Effect, Notification, RoutingInstruction, ShipTo, KPI_DIGEST_KIND};
 pub use entity::Entity;
 pub use event::{
     Action, Address, Approval, BuyerCheck, Choice, Event, EventBody, Finding, Invoice, InvoiceKind,

@@ -297,14 +297,17 @@ impl BatchHandler for NotifyConsumer {
                         continue;
                     };
                     let notification = &notifications[*index];
-                    outputs.push(self.delivery(
-                        notification,
-                        &target,
-                        &key,
-                        &answer,
-                        tries,
-                        chunk.len(),
-                    )?);
+                    // The KPI digest names no real order: recording it would create one.
+                    if notification.is_about_its_order() {
+                        outputs.push(self.delivery(
+                            notification,
+                            &target,
+                            &key,
+                            &answer,
+                            tries,
+                            chunk.len(),
+                        )?);
+                    }
                     done.push((alert.notification_id.clone(), target.clone()));
                 }
             }

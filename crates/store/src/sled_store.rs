@@ -330,8 +330,9 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         let error = store.bind("a.order-events").unwrap_err().to_string();
         assert!(
-            error
-                .contains("written by an older orderflow (layout 1, this one writes 2); delete it"),
+            error.contains(&format!(
+                "written by an older orderflow (layout 1, this one writes {LAYOUT}); delete it"
+            )),
             "{error}"
         );
     }

@@ -48,10 +48,7 @@ pub struct NotifyConsumer {
 }
 
 pub fn store_dir(config: &Config, instance: &str) -> std::path::PathBuf {
-    config
-        .store
-        .data_dir
-        .join(format!("{CONSUMER_NAME}-{instance}"))
+    config.store.dir_of(CONSUMER_NAME, instance)
 }
 
 pub async fn run(

@@ -82,8 +82,10 @@ impl Outbox {
                 );
                 tokio::time::sleep(wait).await;
             }
-            self.window.record(tokio::time::Instant::now());
             let answer = send(chunk.clone()).await;
+            // Booked when the answer is back, not when sent: the robot counted the message at
+            // some moment in between, so the next minute is measured from no earlier than that.
+            self.window.record(tokio::time::Instant::now());
             results.push((chunk, answer));
         }
         results

@@ -331,6 +331,13 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
 }
 
+impl StoreConfig {
+    /// Where a copy of `consumer` keeps its local state: `{data-dir}/{consumer}-{instance}`.
+    pub fn dir_of(&self, consumer: &str, instance: &str) -> PathBuf {
+        self.data_dir.join(format!("{consumer}-{instance}"))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct ConsumerConfig {

@@ -55,7 +55,7 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     let name = consumer_name(input);
     let topics = Topics::new(&config.kafka.topic_prefix);
-    let store_dir = config.store.data_dir.join(format!("{name}-{instance}"));
+    let store_dir = config.store.dir_of(&name, instance);
     let dedup = DedupIndex::open(&store_dir)?;
     let mut intake = Intake {
         name: name.clone(),

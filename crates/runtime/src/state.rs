@@ -95,10 +95,7 @@ const SIZE_EVERY: Duration = Duration::from_secs(10);
 pub const WRITE_EVERY: Duration = Duration::from_millis(500);
 
 pub fn store_dir(config: &Config, instance: &str) -> std::path::PathBuf {
-    config
-        .store
-        .data_dir
-        .join(format!("{CONSUMER_NAME}-{instance}"))
+    config.store.dir_of(CONSUMER_NAME, instance)
 }
 
 pub async fn run(

@@ -36,6 +36,8 @@ KUSTOMIZE_VERSION=v5.7.1
 GO_TOOLS=$ROOT/.tools/go
 
 command -v cargo >/dev/null 2>&1 || [[ ! -x $HOME/.cargo/bin/cargo ]] || PATH=$HOME/.cargo/bin:$PATH
+# A fresh clone builds once: no incremental cache (it would double target/ and speed nothing up).
+[[ ${CI:-} != true ]] || export CARGO_INCREMENTAL=0
 
 if [[ -t 1 ]]; then
   banner() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -203,5 +205,7 @@ else
 fi
 
 banner "summary ($((SECONDS - STARTED)) s)"
+# (disk use, because a full disk fails tests in ways that look like bugs)
+echo "disk: $(df -h --output=avail . | tail -n 1 | tr -d ' ') free; target/ $(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1)"
 printf '%s\n' "${SUMMARY[@]}"
 exit "$FAILED"

@@ -2,6 +2,10 @@
 # Benchmarks of the pipeline on a fresh local Apache Kafka (or Tansu with BENCH_BROKER=tansu):
 #   1. throughput: N simulated records preloaded into the input topics, then drained by
 #      (a) a plain consume->produce relay and (b) the pipeline; ratio b/a.
+#   1b. out of cache: the same drain with an entity cache (consumer.cache-bytes =
+#      BENCH_SMALL_CACHE, default 4 MiB) holding a small fraction of the live entities (orders +
+#      buyers + skus, more than BENCH_ORDERS), so most events find their entity evicted; its
+#      rate next to 1's, and how many entities the cache held (from /metrics).
 #   2. replay: `orderflow replay` of the resulting log vs a raw read of it; ratio.
 #   3. scale-out: the preloaded drain with 1, 2 and 3 state consumers (6 partitions), and a run
 #      where copies join and leave mid-run, verification on each.
@@ -11,13 +15,14 @@
 #      facts' latency per hop (input -> log -> order-state) from the records' create times.
 # Results: var/bench/results.jsonl (one JSON report per line) and a summary on stdout.
 #
-# usage: scripts/bench.sh  (BENCH_ORDERS=40000 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000 BENCH_WARMUP=3, whole seconds)
+# usage: scripts/bench.sh  (BENCH_SMALL_CACHE=4194304 BENCH_ORDERS=40000 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000 BENCH_WARMUP=3, whole seconds)
 #   KAFKA_TEST_JIT=quick    run the Kafka broker with the test harness's C1-only JIT instead of full
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 ORDERS=${BENCH_ORDERS:-40000}
+SMALL_CACHE=${BENCH_SMALL_CACHE:-4194304}
 RATE=${BENCH_RATE:-2000}
 LATENCY_ORDERS=${BENCH_LATENCY_ORDERS:-10000}
 WARMUP=${BENCH_WARMUP:-3}
@@ -46,12 +51,16 @@ rm -rf "$OUT" && mkdir -p "$OUT/logs"
 cargo build --release --locked >&2
 ORDERFLOW_BROKERS=$("$BROKER_SCRIPT" start)
 export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
+# The simulator's journeys are dated up to a week and more ahead: the intakes must take them.
+export ORDERFLOW_MAX_FUTURE_SKEW_SECS=2592000
 
 start() { # start NAME INSTANCE -> pid in STARTED
   "$BIN/$1" --instance "$2" 2>>"$OUT/logs/${ORDERFLOW_TOPIC_PREFIX}$1-$2.log" &
   STARTED=$!
   PIDS+=("$STARTED")
 }
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
 stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
@@ -85,8 +94,20 @@ drain() {
   fi
   local intake=() states=()
   for c in orders payments shipments inventory; do start "orderflow-$c" 0; intake+=("$STARTED"); done
-  for ((i = 0; i < copies; i++)); do start orderflow-state "$i"; states+=("$STARTED"); done
+  for ((i = 0; i < copies; i++)); do
+    # STATE_METRICS: the first state consumer serves /metrics there (read after the drain).
+    if ((i == 0)) && [[ -n ${STATE_METRICS:-} ]]; then
+      ORDERFLOW_METRICS_LISTEN=$STATE_METRICS start orderflow-state "$i"
+    else
+      start orderflow-state "$i"
+    fi
+    states+=("$STARTED")
+  done
   wait "$sim" || echo "simulate $name reported a mismatch" >&2
+  if [[ -n ${STATE_METRICS:-} ]]; then
+    python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+      "http://$STATE_METRICS/metrics" >"$OUT/$name.metrics.txt" || true
+  fi
   for pid in "${intake[@]}" "${states[@]}"; do stop "$pid"; done
 }
 
@@ -95,6 +116,8 @@ drain throughput 1 relay
 echo "== replay vs raw read of the log" >&2
 "$BIN/orderflow" replay --json >"$OUT/replay.json"
 "$BIN/orderflow" bench read-log >"$OUT/read-log.json"
+echo "== out of cache: $ORDERS orders, consumer.cache-bytes = $SMALL_CACHE" >&2
+ORDERFLOW_CACHE_BYTES=$SMALL_CACHE STATE_METRICS=127.0.0.1:$(free_port) drain outcache 1
 
 for copies in 1 2 3; do
   echo "== scale-out: $copies state consumer(s)" >&2
@@ -139,6 +162,9 @@ rows = []
 rows.append(("pipeline drain (facts/s)", f"{t['pipeline_events_per_second']:.0f}"))
 rows.append(("plain relay (records/s)", f"{relay['records_per_second']:.0f}"))
 rows.append(("pipeline / relay", f"{t['pipeline_events_per_second'] / relay['records_per_second']:.2f}"))
+o = j("outcache.json")
+gauge = lambda name: next((float(line.split()[-1]) for line in (out / "outcache.metrics.txt").read_text().splitlines() if line.startswith(name)), float("nan")) if (out / "outcache.metrics.txt").exists() else float("nan")
+rows.append(("pipeline drain out of cache (facts/s)", f"{o['pipeline_events_per_second']:.0f}: {o['pipeline_events_per_second'] / t['pipeline_events_per_second']:.2f} of the in-cache drain; the cache held {gauge('orderflow_entity_cache_entities'):.0f} entities in {gauge('orderflow_entity_cache_bytes') / 2**20:.1f} MiB, the store more than {t['verdict']['orders']} orders plus their buyers and skus"))
 rep_rate = replay['events'] / max(replay['seconds'], 1e-9)
 rows.append(("replay (events/s)", f"{rep_rate:.0f}"))
 rows.append(("raw log read (records/s)", f"{raw['records_per_second']:.0f}"))
@@ -149,7 +175,7 @@ H = j("hops.json")
 rows.append(("latency ms per hop after the warm-up, p50/p99", f"intake {H['intake_ms']['p50']:.0f}/{H['intake_ms']['p99']:.0f}, state {H['state_ms']['p50']:.0f}/{H['state_ms']['p99']:.0f}, both {H['total_ms']['p50']:.0f}/{H['total_ms']['p99']:.0f} (n={H['facts']})"))
 W = lat['warmup_latency_ms']
 rows.append((f"latency ms in the first {lat['warmup_seconds']:.0f} s, p50/p99/max", f"{W['p50']:.1f} / {W['p99']:.1f} / {W['max']:.1f} (n={W['count']})"))
-for name in ["throughput", "latency", "scale1", "scale2", "scale3", "rebalance"]:
+for name in ["throughput", "outcache", "latency", "scale1", "scale2", "scale3", "rebalance"]:
     r = j(f"{name}.json")
     v = r["verdict"]
     extra = f" {r['pipeline_events_per_second']:.0f} facts/s" if name.startswith("scale") else ""
@@ -157,6 +183,6 @@ for name in ["throughput", "latency", "scale1", "scale2", "scale3", "rebalance"]
 for k, v in rows:
     print(f"| {k} | {v} |")
 with open(out / "results.jsonl", "w") as f:
-    for name in ["throughput", "throughput.relay", "replay", "read-log", "latency", "hops", "scale1", "scale2", "scale3", "rebalance"]:
+    for name in ["throughput", "throughput.relay", "outcache", "replay", "read-log", "latency", "hops", "scale1", "scale2", "scale3", "rebalance"]:
         f.write(json.dumps({name: j(f"{name}.json")}) + "\n")
 PY

@@ -40,6 +40,8 @@ export KAFKA_TEST_JIT=${KAFKA_TEST_JIT:-full} # as bench.sh: a broker compiled a
 if [[ -z ${PROFILE_BIN:-} ]]; then cargo build --release --locked >&2; fi
 if [[ -z $OWN_BROKER ]]; then ORDERFLOW_BROKERS=$(scripts/kafka.sh start); fi
 export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
+# The simulator's journeys are dated up to a week and more ahead: the intakes must take them.
+export ORDERFLOW_MAX_FUTURE_SKEW_SECS=2592000
 BROKER_PID=$(pgrep -f "kafka.Kafka.*${ORDERFLOW_BROKERS##*:}" | head -1 || true)
 [[ -n $BROKER_PID ]] || BROKER_PID=$(pgrep -f "kafka.Kafka" | head -1)
 # Topic names unique to this run, so runs can share a broker.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local single-node Apache Kafka (KRaft) broker for tests and the demo, run from Maven Central jars.
 #
-# usage: scripts/kafka.sh install|start|ensure|stop|status
+# usage: scripts/kafka.sh install|start|ensure|stop|status|halt|relaunch
 #   install  fetch the pinned Kafka jars into .tools/kafka-<ver>/libs (idempotent; needs mvn, JDK 17+)
 #   start    (re)start a fresh, empty broker on free 127.0.0.1 ports; prints ONLY its bootstrap
 #            address (127.0.0.1:PORT) on stdout, also written to .tools/kafka-run/bootstrap
@@ -9,6 +9,9 @@
 #            safe to call concurrently (flock on .tools/kafka.lock)
 #   stop     stop the broker (SIGTERM, SIGKILL after 30 s) and delete .tools/kafka-run
 #   status   print "running <bootstrap> pid <pid> ..." (exit 0) or "stopped" (exit 3)
+#   halt     stop the broker (SIGTERM, SIGKILL after 30 s) but keep its run dir: data, port, config
+#   relaunch start a halted broker again on the same port with the same data; prints its bootstrap
+#            (halt + relaunch is an outage drill: tests/outage.rs runs one on a broker of its own)
 #
 # The Kafka version is pinned in deploy/kafka/pom.xml. Environment overrides:
 #   JAVA_HOME             JDK to run the broker (default: `java` on PATH)
@@ -18,6 +21,8 @@
 #                         start and warm up, less CPU per request once warm (benchmarks)
 #   BROKER_START_TIMEOUT  seconds to wait for the broker to serve metadata (default 90)
 #   BROKER_LOCK_WAIT      seconds to wait for the lock (default 600)
+#   KAFKA_RUN_DIR         run dir (pid, bootstrap, logs, data) instead of .tools/kafka-run, with its
+#                         own lock (KAFKA_RUN_DIR.lock): a second broker beside the shared one
 #   KAFKA_FLAVOUR         plaintext (default), or sasl_ssl: clients must log in with SCRAM-SHA-512
 #                         over TLS (what scripts/kafka-sasl.sh runs; its own run dir and lock, so
 #                         both brokers can run at once). `start` generates a CA, the broker's
@@ -51,6 +56,10 @@ case $FLAVOUR in
     ;;
   *) die "KAFKA_FLAVOUR must be plaintext or sasl_ssl, not '$FLAVOUR'" ;;
 esac
+if [[ -n ${KAFKA_RUN_DIR:-} ]]; then
+  set_run_dir "$(realpath -m -- "$KAFKA_RUN_DIR")"
+  LOCK=$RUN.lock
+fi
 START_TIMEOUT=${BROKER_START_TIMEOUT:-90}
 STOP_TIMEOUT=30
 
@@ -189,9 +198,51 @@ broker_launch() {
   "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.tools.StorageTool \
     format --standalone -t "$(new_cluster_id)" -c "$props" "${scram[@]}" >"$RUN/format.out" 2>&1 \
     || { show_tail "$RUN/format.out"; die "formatting the KRaft storage failed"; }
-  if [[ -n $CDS && ! -f $CDS ]]; then opts+=("-XX:ArchiveClassesAtExit=$RUN/cds.jsa"); fi
-  spawn_detached "$RUN" "$PIDFILE" "$RUN/kafka.out" \
-    "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$props" >/dev/null
+  broker_spawn record
 }
 
-broker_main "$@"
+# broker_spawn [record] : run kafka.Kafka on $RUN/server.properties; `record` lets a first run
+# write the class-data-sharing archive.
+broker_spawn() {
+  local opts
+  mapfile -t opts < <(jvm_opts)
+  if [[ ${1:-} == record && -n $CDS && ! -f $CDS ]]; then opts+=("-XX:ArchiveClassesAtExit=$RUN/cds.jsa"); fi
+  spawn_detached "$RUN" "$PIDFILE" "$RUN/kafka.out" \
+    "$JAVA" "${opts[@]}" -cp "$LIBS/*" kafka.Kafka "$RUN/server.properties" >/dev/null
+}
+
+do_halt() {
+  local pid
+  [[ -s $RUN/bootstrap ]] || die "no broker to halt in $RUN"
+  pid=$(broker_pid)
+  if [[ -n $pid ]] && pid_matches "$pid" "$(broker_pattern)"; then
+    log "halting $BROKER (pid $pid); its data and port are kept for relaunch"
+    stop_pid "$pid" "$(broker_pattern)" "$STOP_TIMEOUT" || true
+  fi
+}
+
+do_relaunch() {
+  local bootstrap pid rc=0 t0
+  [[ -s $RUN/bootstrap && -s $RUN/server.properties ]] || die "no halted broker in $RUN (use start)"
+  bootstrap=$(<"$RUN/bootstrap")
+  if broker_alive; then
+    echo "$bootstrap"
+    return 0
+  fi
+  t0=$(now_ms)
+  broker_spawn
+  pid=$(broker_pid)
+  wait_ready "$pid" "$START_TIMEOUT" kafka_probe 127.0.0.1 "$(probe_port "${bootstrap##*:}")" || rc=$?
+  if ((rc != 0)); then
+    show_tail "$RUN/kafka.out" "$RUN/server.log"
+    die "$BROKER did not come back at $bootstrap"
+  fi
+  log "$BROKER back at $bootstrap (pid $pid) in $(($(now_ms) - t0)) ms"
+  echo "$bootstrap"
+}
+
+case ${1:-} in
+  halt) with_lock "$LOCK" do_halt ;;
+  relaunch) with_lock "$LOCK" do_relaunch ;;
+  *) broker_main "$@" ;;
+esac

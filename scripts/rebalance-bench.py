@@ -100,6 +100,8 @@ class Run:
             ORDERFLOW_PARTITIONS=str(PARTITIONS),
             ORDERFLOW_DATA_DIR=str(self.dir),
             ORDERFLOW_SESSION_TIMEOUT_MS="6000",
+            # The simulator's journeys are dated up to a week and more ahead.
+            ORDERFLOW_MAX_FUTURE_SKEW_SECS="2592000",
             RUST_LOG="info",
         )
         self.env.update(MODES[mode])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run): formatting, lints, the docs and compose checks,
 # the deploy checks (Dockerfile, Grafana dashboard, Kubernetes manifests, Prometheus rules and
-# their unit tests), shell lint, then every Rust test against a real local Apache Kafka, then
+# their unit tests), shell lint, a bounded run of each fuzz target (scripts/fuzz.sh), then
+# every Rust test against a real local Apache Kafka, then
 # the journeys and the crash test through Kafka's SASL_SSL listener, then the end-to-end tests
 # again against Tansu (a second Kafka-protocol broker).
 #
@@ -18,6 +19,7 @@
 #   TEST_TIMEOUT_TANSU  seconds allowed for the Tansu run (default 300)
 #   TEST_TIMEOUT_SECURED seconds allowed for the run against Kafka with SASL_SSL (default 420)
 #   TEST_TIMEOUT_BROWSER seconds allowed for the browser tests, installs included (default 600)
+#   FUZZ_SECONDS        seconds of fuzzing per fuzz target (default 30)
 
 # shellcheck disable=SC2317,SC2329 # the functions below run indirectly: through `step`, or as the trap
 set -euo pipefail
@@ -150,6 +152,7 @@ step "check-deploy.py (Dockerfile, Grafana dashboard, Kubernetes manifests)" \
   "$VENV/bin/python" scripts/check-deploy.py "$GO_TOOLS/bin/kustomize"
 step "promtool check rules, promtool test rules (deploy/prometheus)" promtool_rules
 step "shellcheck" shell_lint
+step "fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-30} s per target)" scripts/fuzz.sh
 
 # Build every test first, so the timeouts below bound running the tests, not compiling them.
 step "build tests (cargo test --no-run)" cargo test --workspace --locked --no-run

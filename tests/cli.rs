@@ -7,7 +7,7 @@
 
 use std::process::{Command, Output};
 
-use orderflow_store::{SledStore, StateStore};
+use orderflow_store::{Retention, SledStore, StateStore};
 
 const PREFIX: &str = "clitest.";
 
@@ -66,7 +66,7 @@ fn verify_of_a_state_store_that_folded_nothing_has_nothing_to_compare() {
     // What a state consumer leaves when it stops before the first event reached it.
     SledStore::open(&store)
         .unwrap()
-        .bind(&format!("{PREFIX}order-events"))
+        .bind(&format!("{PREFIX}order-events"), Retention::default())
         .unwrap();
     let store_arg = store.to_str().unwrap();
 
@@ -89,4 +89,102 @@ fn verify_of_a_state_store_that_folded_nothing_has_nothing_to_compare() {
     );
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(!missing.exists(), "verify made a store at a mistyped path");
+}
+
+/// Runs `args` with stdin from `input` and the broker at the closed port, each command in its
+/// own thread (they wait for the broker at the same time); returns the outputs and how long
+/// the slowest took.
+fn with_no_broker(commands: &[&[&str]], env: &[(&str, &str)]) -> Vec<(String, Output)> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                scope.spawn(move || {
+                    let started = std::time::Instant::now();
+                    let output = orderflow(args, env);
+                    (args.join(" "), output, started.elapsed())
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| {
+                let (command, output, took) = thread.join().unwrap();
+                assert!(
+                    took < std::time::Duration::from_secs(12),
+                    "{command} took {took:?}: {}",
+                    text(&output.stderr)
+                );
+                (command, output)
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_broker_that_does_not_answer_is_one_line_naming_it_within_the_connect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.jsonl");
+    std::fs::write(
+        &feed,
+        r#"{"topic":"in.orders","key":"k","value":{"kind":"x"}}"#,
+    )
+    .unwrap();
+    let commands: &[&[&str]] = &[
+        &["status"],
+        &["inspect", "tmall:1001"],
+        &["exceptions", "--now", "2026-11-25T00:00:00Z"],
+        &["topics", "check"],
+        &["topics", "create"],
+        &["replay"],
+        &["report", "--format", "json"],
+        &["feed", feed.to_str().unwrap()],
+    ];
+    // (the default, 10 s, is for people; a test need not wait that long)
+    for (command, output) in with_no_broker(commands, &[("ORDERFLOW_CONNECT_TIMEOUT_SECS", "4")]) {
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+        assert!(
+            stderr.starts_with("error: no Kafka broker answered at 127.0.0.1:1 within 4 s")
+                && stderr.contains("ORDERFLOW_BROKERS"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_connect_timeout_is_ten_seconds_unless_configured() {
+    let [(_, output)]: [(String, Output); 1] =
+        with_no_broker(&[&["status"]], &[]).try_into().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("within 10 s (kafka.connect-timeout-secs)"),
+        "{stderr}"
+    );
+    for value in ["soon", "0"] {
+        let bad = orderflow(&["status"], &[("ORDERFLOW_CONNECT_TIMEOUT_SECS", value)]);
+        assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+        assert!(text(&bad.stderr).contains("kafka.connect-timeout-secs"));
+    }
+}
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly_and_successfully() {
+    // `orderflow metrics | head -0`: the reader is gone before the first line is written.
+    for args in [&["metrics"][..], &["config", "show"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orderflow"))
+            .args(args)
+            .env("ORDERFLOW_BROKERS", "127.0.0.1:1")
+            .env_remove("ORDERFLOW_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = text(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
 }

@@ -352,6 +352,7 @@ async fn every_kind_is_accepted_or_refused_with_the_intakes_reason() {
         let (status, rule) = match name.as_str() {
             "not_json.txt" => (StatusCode::BAD_REQUEST, "malformed_json"),
             "unsupported_version.json" => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_version"),
+            "note_too_long.json" => (StatusCode::UNPROCESSABLE_ENTITY, "text_too_long"),
             _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
         };
         assert_eq!(
@@ -375,7 +376,8 @@ async fn every_kind_is_accepted_or_refused_with_the_intakes_reason() {
     )
     .await;
     assert_eq!(
-        fractional.body["detail"], "amount_fen must be an integer of at least 1, got 12.5",
+        fractional.body["detail"],
+        "amount_fen must be an integer of at least 1, got a fractional number",
         "the detail is the intake's sentence, naming the field"
     );
 

@@ -326,27 +326,22 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
             "in.orders",
             wrong_type.to_string().into_bytes(),
             "invalid_field",
-            "lines[0].qty must be an integer of at least 1, got \"two\"",
+            "lines[0].qty must be an integer of at least 1, got a string",
         ),
         (
             "in.orders",
             unknown_channel.to_string().into_bytes(),
             "invalid_field",
-            "unknown channel \"amazon\"",
+            "channel must be one of tmall, jd, douyin, web, miniapp, store",
         ),
         (
             "in.payments",
             negative.to_string().into_bytes(),
             "invalid_field",
-            "amount_fen must be an integer of at least 1, got -500",
+            "amount_fen must be an integer of at least 1, got a negative integer",
         ),
-        // Not an input: a record on the log the state consumer can't read back.
-        (
-            "order-events",
-            b"{not an event".to_vec(),
-            "unreadable_log_record",
-            "order event is not valid",
-        ),
+        // (A record on the log the state consumer can't read stops its partition instead:
+        // tests/evolution.rs.)
     ];
     let mut sent = Vec::new();
     for (topic, payload, _, _) in &bad {
@@ -363,7 +358,7 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
         .wait_for_statuses(&[("tmall:OK1", Status::Routed)])
         .await;
     let letters = harness
-        .wait_for("5 dead letters", Duration::from_secs(30), || async {
+        .wait_for("4 dead letters", Duration::from_secs(30), || async {
             let records = harness.read("dlq").await;
             (records.len() >= bad.len()).then_some(records)
         })
@@ -395,7 +390,7 @@ async fn malformed_records_go_to_the_dlq_with_reason_and_provenance() {
             "{:?}",
             letter.headers
         );
-        assert_eq!(letter.key.as_deref(), Some(harness.topic(topic).as_str()));
+        assert_eq!(letter.key.as_deref(), Some("k"), "the original key");
         assert_eq!(letter.headers["__orderflow.errors.original.key"], "k");
     }
     for process in &mut pipeline {

@@ -201,6 +201,10 @@ impl Harness {
             .env("ORDERFLOW_DATA_DIR", self.dir.path())
             .env("ORDERFLOW_CLOCK_FILE", self.clock_file())
             .env("ORDERFLOW_TICK_MS", "100")
+            // The simulator sends whole journeys at once, dated up to a week and more ahead of
+            // the clock, and the fixtures' journeys run into the days after 2026-11-25: the
+            // intakes take them (tests/bounds.rs checks the 300 s default on its own).
+            .env("ORDERFLOW_MAX_FUTURE_SKEW_SECS", "2592000")
             .env_remove("ORDERFLOW_RULES")
             .env_remove("ORDERFLOW_CONFIG")
             .env("RUST_LOG", "info");
@@ -652,3 +656,100 @@ fn replace_file(path: &Path, text: &str) {
     std::fs::write(&temporary, text).unwrap();
     std::fs::rename(&temporary, path).unwrap();
 }
+
+// --- broker outages (tests/outage.rs) ---
+
+/// A Kafka broker of a test's own (`scripts/kafka.sh` in a run dir of its own), for tests that
+/// stop or freeze the broker: the shared one is never touched. Stopped and deleted when dropped.
+pub struct OwnBroker {
+    pub bootstrap: String,
+    dir: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    /// Starts a fresh, empty broker on free ports.
+    pub fn start() -> OwnBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = OwnBroker {
+            bootstrap: String::new(),
+            dir,
+        };
+        broker.bootstrap = broker.script("start");
+        broker
+    }
+
+    fn script(&self, subcommand: &str) -> String {
+        let output = Command::new("bash")
+            .arg(repo_root().join("scripts/kafka.sh"))
+            .arg(subcommand)
+            .env("KAFKA_RUN_DIR", self.dir.path().join("run"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/kafka.sh runs");
+        assert!(
+            output.status.success(),
+            "scripts/kafka.sh {subcommand} failed"
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+
+    /// SIGTERM, and waits until the broker process is gone; its data and port are kept.
+    pub fn halt(&self) {
+        self.script("halt");
+    }
+
+    /// Starts the halted broker again: same port, same data.
+    pub fn relaunch(&self) {
+        assert_eq!(self.script("relaunch"), self.bootstrap);
+    }
+
+    fn signal(&self, signal: &str) -> bool {
+        let pid =
+            std::fs::read_to_string(self.dir.path().join("run/broker.pid")).unwrap_or_default();
+        Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// SIGSTOP: the broker keeps its connections open and answers nothing.
+    pub fn freeze(&self) {
+        assert!(self.signal("-STOP"), "the broker could not be frozen");
+    }
+
+    /// SIGCONT after [`OwnBroker::freeze`].
+    pub fn thaw(&self) {
+        assert!(self.signal("-CONT"), "the broker could not be thawed");
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        // (a frozen broker would wait for SIGKILL)
+        self.signal("-CONT");
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/kafka.sh"))
+            .arg("stop")
+            .env("KAFKA_RUN_DIR", self.dir.path().join("run"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Proc {
+    /// Waits up to `limit` for the process to exit by itself; its status, or None if it runs on.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+// --- end broker outages ---

@@ -115,14 +115,14 @@ impl BuyerState {
                     .flat_map(|claim| counts(&claim.lines))
                     .filter(|(claimed, _)| *claimed == sku)
                     .map(|(_, qty)| qty)
-                    .sum();
-                if earlier + qty > u64::from(limit.max_qty) {
+                    .fold(0, u64::saturating_add);
+                if earlier.saturating_add(qty) > u64::from(limit.max_qty) {
                     findings.push(Finding {
                         kind: ExceptionKind::SuspectedFraud,
                         code: "purchase_limit_exceeded".into(),
                         detail: format!(
                             "{} × {sku} within {} s, limit {}",
-                            earlier + qty,
+                            earlier.saturating_add(qty),
                             limit.window_secs,
                             limit.max_qty
                         ),

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::buyer::BuyerState;
 use crate::effect::Effect;
 use crate::event::Event;
-use crate::ids::{EntityKey, EventId};
-use crate::order::OrderState;
+use crate::ids::{EntityKey, EventId, Timestamp};
+use crate::order::{OrderState, Status};
 use crate::stock::StockState;
 
 /// The folded state behind one log key.
@@ -60,6 +60,29 @@ impl Entity {
             Entity::Order(order) => order.version,
             Entity::Stock(stock) => stock.version,
             Entity::Buyer(buyer) => buyer.version,
+        }
+    }
+
+    /// For an order that is closed — delivered, completed, cancelled, refunded or returned —
+    /// with no timer left to fire, the time of its last event: a store may let it go some
+    /// time after that. `None` for anything still open, and for skus and buyers, which every
+    /// later order may need.
+    pub fn closed_since(&self) -> Option<Timestamp> {
+        let Entity::Order(order) = self else {
+            return None;
+        };
+        let closed = matches!(
+            order.status,
+            Status::Delivered
+                | Status::Completed
+                | Status::Cancelled
+                | Status::Refunded
+                | Status::Returned
+        );
+        if closed && !order.has_timers() {
+            order.updated_at
+        } else {
+            None
         }
     }
 

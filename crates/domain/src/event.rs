@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::exception::{ExceptionKind, Level};
-use crate::ids::{Actor, Channel, EntityKey, EventId, Fen, OrderId, Timestamp};
-use crate::personal::{mask_detail, mask_phone};
+use crate::ids::{Actor, ActorRole, Channel, EntityKey, EventId, Fen, OrderId, Timestamp};
+use crate::personal::{mask_buyer_id, mask_detail, mask_invoice_title, mask_phone, mask_tax_id};
 use crate::rules::PurchaseLimit;
 use crate::sync::{NoticeDelivery, SyncAttempt};
 
@@ -471,8 +471,13 @@ impl Event {
     /// The event with personal data masked, for logs and operator output.
     pub fn masked(&self) -> Event {
         let mut event = self.clone();
-        if let EventBody::OrderPlaced(order) = &mut event.body {
-            order.mask();
+        match &mut event.body {
+            EventBody::OrderPlaced(order) => order.mask(),
+            // The customer who chose is the buyer: their id is the buyer's.
+            EventBody::CustomerChoice { action, .. } => {
+                action.actor.id = mask_buyer_id(&action.actor.id);
+            }
+            _ => {}
         }
         event
     }
@@ -664,7 +669,7 @@ impl OrderPlaced {
     fn describe(&self) -> String {
         format!(
             "buyer {} phone {} {}{}{} {} lines total {} fen via {}",
-            self.buyer_id,
+            mask_buyer_id(&self.buyer_id),
             mask_phone(&self.phone),
             self.address.province,
             self.address.city,
@@ -675,10 +680,16 @@ impl OrderPlaced {
         )
     }
 
-    /// Masks the phone and the street address in place.
+    /// Masks the personal data in place: the buyer id, the phone, the street address and the
+    /// invoice's title and tax id.
     pub fn mask(&mut self) {
+        self.buyer_id = mask_buyer_id(&self.buyer_id);
         self.phone = mask_phone(&self.phone);
         self.address.detail = mask_detail(&self.address.detail);
+        if let Some(invoice) = &mut self.invoice {
+            invoice.title = mask_invoice_title(&invoice.title);
+            invoice.tax_id = invoice.tax_id.as_deref().map(mask_tax_id);
+        }
     }
 }
 
@@ -733,7 +744,10 @@ impl Action {
     fn describe(&self) -> String {
         format!(
             "by {} ({}){}",
-            self.actor.id,
+            match self.actor.role {
+                ActorRole::Customer => mask_buyer_id(&self.actor.id),
+                ActorRole::Operator => self.actor.id.clone(),
+            },
             self.actor.role.as_str(),
             self.note
                 .as_deref()

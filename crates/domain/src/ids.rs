@@ -169,6 +169,19 @@ impl fmt::Display for EntityKey {
     }
 }
 
+impl EntityKey {
+    /// The key as logs and tracing fields may show it: a buyer's id masked
+    /// ([`crate::mask_buyer_id`]), orders and skus as they are.
+    pub fn masked(&self) -> String {
+        match self {
+            EntityKey::Buyer(buyer_id) => {
+                format!("{BUYER_PREFIX}{}", crate::personal::mask_buyer_id(buyer_id))
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 impl FromStr for EntityKey {
     type Err = ParseOrderIdError;
     fn from_str(raw: &str) -> Result<Self, Self::Err> {

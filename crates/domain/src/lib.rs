@@ -51,7 +51,9 @@ pub use order::{
     FailedPayment, Held, Ignored, OrderSnapshot, OrderState, Payment, Placed, Refund,
     RefundRequest, Review, Shipment, Shortage, Status,
 };
-pub use personal::{is_mainland_mobile, mask_detail, mask_phone};
+pub use personal::{
+    is_mainland_mobile, mask_buyer_id, mask_detail, mask_invoice_title, mask_phone, mask_tax_id,
+};
 pub use rules::{
     AddressRules, AlertRoute, AlertRules, Compensation, DuplicateRule, LevelSla, PaymentTimeout,
     PhoneRules, PurchaseLimit, RetryRules, ReviewRules, RouteRule, RoutingRules, Rules, RulesError,
@@ -59,7 +61,7 @@ pub use rules::{
 };
 pub use screening::screen;
 pub use step::{fire_timers, step, Mode, Step};
-pub use stock::{Reservation, StockLevel, StockState, Waiting};
+pub use stock::{Reservation, StockLevel, StockState, Waiting, HORIZON_SKEW_SECS};
 pub use sync::{
     backoff_interval_ms, next_attempt_at, ChannelSync, NoticeDelivery, SyncAttempt, SyncChange,
     SyncOutcome,

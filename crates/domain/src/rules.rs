@@ -347,7 +347,21 @@ impl Rules {
             let inner = error.into_inner();
             let message = inner.message().trim().to_string();
             if path.is_empty() || path == "." {
-                RulesError(message)
+                // Not a key's value but the text: say where. The parser's own message is empty
+                // for some syntax errors (a lone `\r`, a file cut after `key =`; found by fuzzing).
+                let message = if message.is_empty() {
+                    "not valid TOML".to_string()
+                } else {
+                    message
+                };
+                match inner.span().and_then(|span| text.get(..span.start)) {
+                    Some(before) => {
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                        RulesError(format!("line {line}, column {column}: {message}"))
+                    }
+                    None => RulesError(message),
+                }
             } else {
                 RulesError(format!("{path}: {message}"))
             }

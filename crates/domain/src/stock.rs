@@ -2,7 +2,11 @@
 //! snapshots, and the units reserved for orders.
 //!
 //! A snapshot is a level at a time: the latest one (by source time, then event id) wins, so
-//! the result doesn't depend on the order snapshots arrive in. Reservations are decided here,
+//! the result doesn't depend on the order snapshots arrive in. A source time can be wrong,
+//! though: one snapshot dated 2099 would win against every later one. So every event's time
+//! counts at most [`HORIZON_SKEW_SECS`] after the newest time the sku has seen before it (its
+//! `horizon`, from the log alone, so replay gives the same levels): a far-future snapshot
+//! ranks as if taken then, and a snapshot taken after that replaces it. Reservations are decided here,
 //! in the sku's one partition, so two orders racing for the last unit are put in one order by
 //! the log: the first gets it, the second is told there is none, never both.
 //!
@@ -16,6 +20,10 @@ use serde::{Deserialize, Serialize};
 use crate::effect::Effect;
 use crate::event::{Event, EventBody};
 use crate::ids::{EntityKey, EventId, OrderId, Timestamp};
+
+/// How far an event's time may run ahead of the newest time its sku has seen before: an hour,
+/// far more than clocks drift and snapshots are reordered, far less than a pinned level costs.
+pub const HORIZON_SKEW_SECS: i64 = 3_600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockState {
@@ -31,11 +39,16 @@ pub struct StockState {
     /// ([`crate::Entity::applied_kept_apart`]).
     #[serde(skip)]
     pub applied: BTreeSet<EventId>,
+    /// The newest event time the sku has seen, each event's counted at most
+    /// [`HORIZON_SKEW_SECS`] after the horizon before it; none before the first event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockLevel {
     pub on_hand: u64,
+    /// When the snapshot was taken, at most [`HORIZON_SKEW_SECS`] after the sku's horizon.
     pub as_of: Timestamp,
     pub event_id: EventId,
 }
@@ -64,7 +77,22 @@ impl StockState {
             reservations: BTreeMap::new(),
             waiting: Vec::new(),
             applied: BTreeSet::new(),
+            horizon: None,
         }
+    }
+
+    /// `event`'s time as the sku counts it (at most the horizon + skew), moving the horizon.
+    fn bounded_time(&mut self, event: &Event) -> Timestamp {
+        let skew = chrono::Duration::seconds(HORIZON_SKEW_SECS);
+        let time = match self
+            .horizon
+            .and_then(|horizon| horizon.checked_add_signed(skew))
+        {
+            Some(latest) => event.occurred_at.min(latest),
+            None => event.occurred_at,
+        };
+        self.horizon = self.horizon.max(Some(time));
+        time
     }
 
     /// Units free in `warehouse`: on hand minus held.
@@ -78,7 +106,7 @@ impl StockState {
             .values()
             .filter(|reservation| reservation.warehouse == warehouse)
             .map(|reservation| reservation.qty)
-            .sum();
+            .fold(0, u64::saturating_add);
         on_hand.saturating_sub(held)
     }
 
@@ -101,12 +129,13 @@ impl StockState {
             return None;
         }
         self.version += 1;
+        let at = self.bounded_time(event);
         let mut effects = Vec::new();
         match &event.body {
             EventBody::StockLevelChanged {
                 warehouse, on_hand, ..
             } => {
-                self.record_level(event, warehouse, *on_hand);
+                self.record_level(event, at, warehouse, *on_hand);
                 self.serve_waiting(&mut effects);
             }
             EventBody::StockReservationRequested {
@@ -161,16 +190,16 @@ impl StockState {
                         .warehouses
                         .keys()
                         .map(|warehouse| self.available(warehouse))
-                        .sum(),
+                        .fold(0, u64::saturating_add),
                 },
             ))),
         }
     }
 
-    fn record_level(&mut self, event: &Event, warehouse: &str, on_hand: u64) {
+    fn record_level(&mut self, event: &Event, at: Timestamp, warehouse: &str, on_hand: u64) {
         let incoming = StockLevel {
             on_hand,
-            as_of: event.occurred_at,
+            as_of: at,
             event_id: event.event_id.clone(),
         };
         let newer = |current: &StockLevel| {

@@ -280,6 +280,8 @@ fn prepare_one(
         topic,
         protobuf.then_some(PROTOBUF_CONTENT_TYPE.as_bytes()),
         &payload,
+        &gateway.config.limits,
+        chrono::Utc::now(),
     )
     .map_err(Refused::Invalid)?;
     let kind = event.body.kind().to_string();

@@ -47,7 +47,7 @@ impl Producer {
         // The runtime's producer, with the gateway's shorter delivery timeout: a caller waits
         // for the answer, so a broker that can't take the record soon gets a 503, not a hang.
         let kafka = KafkaConfig {
-            message_timeout_ms: config.gateway.produce_timeout_ms,
+            message_timeout_ms: Some(config.gateway.produce_timeout_ms),
             ..config.kafka.clone()
         };
         let producer = kafka::producer(&kafka)?;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use orderflow_domain::OrderId;
 
-use orderflow_runtime::app::{fail, run_async};
+use orderflow_runtime::app::fail;
 use orderflow_runtime::config::Config;
 use orderflow_runtime::logread::Until;
 use orderflow_runtime::rules::Clock;
@@ -22,6 +22,9 @@ struct OperatorArgs {
     /// Config file (TOML); environment variables override it.
     #[arg(long, global = true, env = "ORDERFLOW_CONFIG")]
     config: Option<PathBuf>,
+    /// Log what the Kafka clients do (otherwise only the outcome; `RUST_LOG` overrides both).
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,6 +108,13 @@ enum Command {
     Report(crate::kpi_report::ReportArgs),
     /// Print every metric the consumers export (name, type, labels, help) as a Markdown table.
     Metrics,
+    // --- dlq (H1) ---
+    /// The dead-letter queue: list, show (personal data masked) and redrive dead letters.
+    Dlq {
+        #[command(subcommand)]
+        action: crate::dlq::Action,
+    },
+    // --- end dlq ---
     /// The configuration in effect.
     Config {
         #[command(subcommand)]
@@ -193,14 +203,22 @@ pub fn operator_main() -> ExitCode {
     let args = OperatorArgs::parse();
     if let Command::Metrics = args.command {
         // Needs no config and no broker.
-        print!("{}", telemetry::markdown_table());
+        crate::out!("{}", telemetry::markdown_table());
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(args.config.as_deref()) {
         Ok(config) => config,
         Err(error) => return fail(&error),
     };
-    telemetry::init_logs(config.telemetry.log_format);
+    telemetry::init_logs_with(
+        config.telemetry.log_format,
+        if args.verbose {
+            "info"
+        } else {
+            // A broker that doesn't answer is one line, the command's own error.
+            "warn,librdkafka=off,rdkafka=off,orderflow_runtime::kafka=error"
+        },
+    );
     if let Command::Config {
         action: ConfigAction::Show,
     } = args.command
@@ -208,28 +226,58 @@ pub fn operator_main() -> ExitCode {
         // Needs no broker.
         return match config.to_redacted_toml() {
             Ok(text) => {
-                print!("{text}");
+                crate::out!("{text}");
                 ExitCode::SUCCESS
             }
             Err(error) => fail(&error),
         };
     }
-    let outcome = run_async(async {
-        // A refused login or an untrusted certificate ends the command in one sentence, within
-        // seconds, instead of its own retries running out; a command that needs no broker
-        // isn't held up by one that doesn't answer.
+    // The command runs on a runtime and thread of its own: its clients' blocking calls (a
+    // metadata request waits seconds for a broker that isn't there) can't hold up the
+    // connection check, and once the check has given the answer nothing waits for them.
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    let command_config = config.clone();
+    std::thread::spawn(move || {
+        let outcome = match runtime() {
+            Ok(runtime) => runtime.block_on(run_command(&command_config, args.command)),
+            Err(error) => Err(error.into()),
+        };
+        let _ = done.send(outcome);
+    });
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error),
+    };
+    let outcome = runtime.block_on(async {
+        // A refused login, an untrusted certificate or no broker answering within
+        // `kafka.connect-timeout-secs` ends the command in one sentence naming the brokers,
+        // instead of its own retries running out; a command that needs no broker isn't held
+        // up by one that doesn't answer.
         let refused = async {
-            match orderflow_runtime::kafka::check_connection(&config.kafka).await {
+            match orderflow_runtime::kafka::check_connection_within(&config.kafka).await {
                 Err(error) => error,
                 Ok(()) => std::future::pending().await,
             }
         };
         tokio::select! {
-            outcome = run_command(&config, args.command) => outcome,
+            outcome = outcome => outcome.unwrap_or_else(|_| {
+                Err(RuntimeError::Fatal("the command stopped without an outcome".into()).into())
+            }),
             error = refused => Err(error.into()),
         }
     });
-    outcome
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| RuntimeError::Fatal(format!("starting the async runtime: {error}")))
 }
 
 async fn run_command(config: &Config, command: Command) -> Result<(), OpsError> {
@@ -259,7 +307,7 @@ async fn run_command(config: &Config, command: Command) -> Result<(), OpsError> 
                     OpsError::Usage(format!("feed file {}: {error}", file.display()))
                 })?;
                 let sent = commands::feed(&config, &text).await?;
-                println!("fed {sent} records");
+                crate::outln!("fed {sent} records");
                 Ok(())
             }
             Command::Status { json } => {
@@ -289,6 +337,7 @@ async fn run_command(config: &Config, command: Command) -> Result<(), OpsError> 
                 exceptions(&config, since.as_deref(), now.as_deref(), json).await
             }
             Command::Report(args) => crate::kpi_report::run(&config, args).await,
+            Command::Dlq { action } => crate::dlq::run(&config, action).await,
             // Printed above, before the broker is reached.
             Command::Metrics | Command::Config { .. } => Ok(()),
             Command::Inspect { order_id, json } => {
@@ -332,9 +381,10 @@ async fn replay(
         } else {
             print_digests("replayed", &replayed.partitions);
             print_digests("live", &live);
-            println!(
+            crate::outln!(
                 "replayed {} events in {:.2}s",
-                replayed.events, replayed.seconds
+                replayed.events,
+                replayed.seconds
             );
         }
         // With --json the verdict goes to stderr, so stdout stays one JSON document.
@@ -342,7 +392,7 @@ async fn replay(
             if json {
                 eprintln!("{line}");
             } else {
-                println!("{line}");
+                crate::outln!("{line}");
             }
         };
         if live.is_empty() {
@@ -377,14 +427,14 @@ async fn replay(
             print_json(&report, config.display.time_zone)?;
         } else {
             print_digests("replayed", &report.partitions);
-            println!(
+            crate::outln!(
                 "replayed {} events in {:.2}s ({:.0} events/s) into {}",
                 report.events,
                 report.seconds,
                 report.events as f64 / report.seconds.max(1e-9),
                 scratch.path().display()
             );
-            println!("digest {}", report.digest);
+            crate::outln!("digest {}", report.digest);
         }
         Ok(())
     }
@@ -418,9 +468,12 @@ fn tempdir_or(into: Option<PathBuf>) -> Result<Scratch, RuntimeError> {
 
 fn print_digests(label: &str, lines: &[commands::DigestLine]) {
     for line in lines {
-        println!(
+        crate::outln!(
             "{label:>8} partition {:>3}  offset {:>9}  entities {:>7}  sha256 {}",
-            line.partition, line.checkpoint, line.entities, line.sha256
+            line.partition,
+            line.checkpoint,
+            line.entities,
+            line.sha256
         );
     }
 }
@@ -477,54 +530,60 @@ async fn simulate(config: &Config, args: SimulateArgs) -> Result<(), OpsError> {
         print_json(&report, config.display.time_zone)?;
     } else {
         let l = &report.latency_ms;
-        println!(
+        crate::outln!(
             "simulated {} orders (seed {}, tag {}): {} records sent in {:.1}s ({} duplicates, {} malformed)",
             report.orders, report.seed, report.tag, report.records_sent, report.send_seconds,
             report.duplicates_sent, report.malformed_sent
         );
-        println!(
+        crate::outln!(
             "pipeline: {} facts reflected on order-state at {:.0} events/s; {} not reflected",
             report.facts - report.facts_not_reflected,
             report.pipeline_events_per_second,
             report.facts_not_reflected
         );
-        println!(
+        crate::outln!(
             "end-to-end latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (n={})",
             l.p50, l.p90, l.p99, l.p999, l.max, l.count
         );
         for (channel, l) in &report.latency_ms_by_channel {
-            println!(
+            crate::outln!(
                 "  {channel:<8} p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
-                l.p50, l.p99, l.max, l.count
+                l.p50,
+                l.p99,
+                l.max,
+                l.count
             );
         }
         if report.warmup_seconds > 0.0 {
             let l = &report.warmup_latency_ms;
-            println!(
+            crate::outln!(
                 "  warm-up, the first {:.1}s (not in the figures above): p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
                 report.warmup_seconds, l.p50, l.p99, l.max, l.count
             );
         }
         if let Some(sync) = &report.sync {
             let l = &sync.latency_ms;
-            println!(
+            crate::outln!(
                 "sync latency ms (fact sent -> platform acknowledged): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  (n={}; {} calls, {} repeated keys, {} not from this run's facts)",
                 l.p50, l.p90, l.p99, l.max, l.count, sync.calls, sync.duplicates, sync.unmatched
             );
             for (channel, l) in &sync.latency_ms_by_channel {
-                println!(
+                crate::outln!(
                     "  {channel:<8} p50 {:.1}  p99 {:.1}  max {:.1}  (n={})",
-                    l.p50, l.p99, l.max, l.count
+                    l.p50,
+                    l.p99,
+                    l.max,
+                    l.count
                 );
             }
         }
         let v = &report.verdict;
-        println!(
+        crate::outln!(
             "verification: {} orders, {} lost, {} duplicated, {} wrong; dead letters {} of {} malformed sent",
             v.orders, v.lost, v.duplicated, v.wrong, report.dead_letters, report.malformed_sent
         );
         for example in &v.examples {
-            println!("  {example}");
+            crate::outln!("  {example}");
         }
     }
     report.verified()
@@ -550,7 +609,7 @@ async fn choose(config: &Config, token: &str, choice: &str) -> Result<(), OpsErr
         headers: Vec::new(),
     };
     orderflow_runtime::output::deliver(&producer, &[output]).await?;
-    println!(
+    crate::outln!(
         "customer_choice {choice} sent for {}:{}",
         record["channel"].as_str().unwrap_or_default(),
         record["platform_order_id"].as_str().unwrap_or_default()
@@ -596,15 +655,19 @@ async fn exceptions(
     if json {
         print_json(&report, config.display.time_zone)
     } else {
-        print!("{}", render_text(&report, config.display.time_zone));
+        crate::out!("{}", render_text(&report, config.display.time_zone));
         Ok(())
     }
 }
 
 fn print_summary(summary: &commands::Summary) {
-    println!(
+    crate::outln!(
         "{:<34} {:<22} {:>8} {:>10} {:>10}  open exceptions",
-        "order", "status", "version", "total_fen", "paid_fen"
+        "order",
+        "status",
+        "version",
+        "total_fen",
+        "paid_fen"
     );
     for (order_id, state) in &summary.orders {
         let open: Vec<&str> = state
@@ -615,7 +678,7 @@ fn print_summary(summary: &commands::Summary) {
         let total = state
             .total_fen
             .map_or_else(|| "-".to_string(), |n| n.to_string());
-        println!(
+        crate::outln!(
             "{:<34} {:<22} {:>8} {:>10} {:>10}  {}",
             order_id,
             state.status.as_str(),
@@ -629,12 +692,13 @@ fn print_summary(summary: &commands::Summary) {
     for state in summary.orders.values() {
         *by_status.entry(state.status.as_str()).or_insert(0) += 1;
     }
-    println!("orders by status: {by_status:?}");
-    println!(
+    crate::outln!("orders by status: {by_status:?}");
+    crate::outln!(
         "exceptions raised: {:?} ({} still open)",
-        summary.exceptions_raised, summary.exceptions_open
+        summary.exceptions_raised,
+        summary.exceptions_open
     );
-    println!(
+    crate::outln!(
         "dead letters: {} {:?}",
         summary.dead_letters.values().sum::<u64>(),
         summary.dead_letters
@@ -643,7 +707,7 @@ fn print_summary(summary: &commands::Summary) {
 
 /// Prints `value` as pretty JSON, its times in the display zone.
 fn print_json(value: &impl serde::Serialize, zone: chrono_tz::Tz) -> Result<(), OpsError> {
-    println!("{}", local_json(value, zone)?);
+    crate::outln!("{}", local_json(value, zone)?);
     Ok(())
 }
 
@@ -661,8 +725,8 @@ fn print_inspection(
     if json {
         return print_json(inspection, zone);
     }
-    println!("order {}", inspection.order_id);
-    println!(
+    crate::outln!("order {}", inspection.order_id);
+    crate::outln!(
         "timeline ({} events in the log):",
         inspection.timeline.len()
     );
@@ -685,7 +749,7 @@ fn print_inspection(
         } else {
             "  (duplicate, ignored)".to_string()
         };
-        println!(
+        crate::outln!(
             "  {}  {:<28} {}{}\n      source {}  log[{}]@{}  id {}",
             display::local(event.occurred_at, zone),
             event.body.kind(),
@@ -698,8 +762,8 @@ fn print_inspection(
         );
     }
     if let Some(state) = &inspection.state {
-        println!("current state:");
-        println!("{}", local_json(&state.snapshot(), zone)?);
+        crate::outln!("current state:");
+        crate::outln!("{}", local_json(&state.snapshot(), zone)?);
     }
     Ok(())
 }

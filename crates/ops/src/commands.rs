@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use orderflow_domain::{EntityKey, Mode, OrderId, OrderSnapshot, Timestamp};
-use orderflow_store::{PartitionDigest, SledStore, StateStore};
+use orderflow_store::{PartitionDigest, Retention, SledStore, StateStore};
 use rdkafka::Message;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use orderflow_runtime::config::Config;
-use orderflow_runtime::fold::{decode_log_record, Fold};
+use orderflow_runtime::fold::{decode_log_record, Fold, LogRecordError};
 use orderflow_runtime::kafka::{check_topics, create_topics, TopicDifference, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::RuntimeError;
@@ -24,7 +24,7 @@ pub async fn topics_create(config: &Config) -> Result<(), RuntimeError> {
     let topics = Topics::new(&config.kafka.topic_prefix);
     let created = create_topics(&config.kafka, &topics).await?;
     let all = topics.all();
-    println!(
+    crate::outln!(
         "{} topics ready ({} created, {} existed), {} partitions each",
         all.len(),
         created.len(),
@@ -46,7 +46,7 @@ pub async fn topics_check(config: &Config) -> Result<(), crate::OpsError> {
             "{differences} topic settings differ from the configuration"
         )));
     }
-    println!("{} topics as configured", topics.all().len());
+    crate::outln!("{} topics as configured", topics.all().len());
     Ok(())
 }
 
@@ -54,10 +54,10 @@ pub async fn topics_check(config: &Config) -> Result<(), crate::OpsError> {
 /// call (kafka-topics.sh --alter, kafka-configs.sh --alter), since it may move data.
 fn print_topic_differences(found: &[(String, TopicDifference)]) {
     for (topic, difference) in found {
-        println!("{topic}: {difference}");
+        crate::outln!("{topic}: {difference}");
     }
     if found.iter().any(|(_, d)| d.is_difference()) {
-        println!(
+        crate::outln!(
             "existing topics are not changed; alter them with kafka-configs.sh or kafka-topics.sh"
         );
     }
@@ -120,11 +120,11 @@ pub async fn replay(
             into.display()
         )));
     }
-    store.bind(&topic)?;
+    store.bind(&topic, config.store.retention())?;
     // Timed from the first record to the last, not counting the quiet wait for the end.
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     let mut events = 0u64;
-    let mut fold = Fold::new(config.consumer.cache_entities);
+    let mut fold = Fold::new(config.consumer.cache_bytes(), config.store.retention());
     let mut partitions: BTreeMap<i32, ()> = BTreeMap::new();
     if let Until::Offsets(targets) = &until {
         partitions.extend(targets.keys().map(|p| (*p, ())));
@@ -138,11 +138,15 @@ pub async fn replay(
                 fold.apply(&store, partition, offset, &event, Mode::Quiet)?;
                 events += 1;
             }
-            Err(_) => fold.skip(partition, offset),
+            // Skipped by the state consumer too, so both fold the same records.
+            Err(_) if config.consumer.skip_log_records.contains(partition, offset) => {
+                fold.skip(partition, offset)
+            }
+            Err(error) => return Err(unreadable(&topic, partition, offset, &error)),
         }
-        // Written only when the folded entities fill the cache: an order's events are spread
-        // over the log, and every write that follows one of them stores its state again.
-        if fold.unwritten() >= config.consumer.cache_entities {
+        // Written only when the folded entities fill the cache's budget: an order's events are
+        // spread over the log, and every write that follows one of them stores its state again.
+        if fold.full() {
             fold.write(&store)?;
         }
         last = Some(Instant::now());
@@ -167,9 +171,20 @@ pub async fn replay(
     })
 }
 
+/// A log record a command can't read: the same stop as the state consumer's, as an error.
+fn unreadable(topic: &str, partition: i32, offset: i64, error: &LogRecordError) -> RuntimeError {
+    RuntimeError::Fatal(format!(
+        "{topic} partition {partition} offset {offset}: {error}"
+    ))
+}
+
 /// The digests of a live store, per partition it holds: none for the store of a state
 /// consumer that has not folded an event yet.
-pub fn live_digests(store_dir: &Path, log_topic: &str) -> Result<Vec<DigestLine>, RuntimeError> {
+pub fn live_digests(
+    store_dir: &Path,
+    log_topic: &str,
+    retention: Retention,
+) -> Result<Vec<DigestLine>, RuntimeError> {
     // Opening a directory that holds no store makes a new, empty one in it: a mistyped path,
     // or the data dir itself, would pass as "nothing to compare". Every sled store has `db`.
     if !store_dir.join("db").is_file() {
@@ -184,7 +199,7 @@ pub fn live_digests(store_dir: &Path, log_topic: &str) -> Result<Vec<DigestLine>
             "{error}; stop the state consumer that owns it before verifying"
         ))
     })?;
-    store.bind(log_topic)?;
+    store.bind(log_topic, retention)?;
     store
         .checkpoints()?
         .keys()
@@ -206,6 +221,7 @@ pub async fn verify(
     let live = live_digests(
         live_dir,
         &Topics::new(&config.kafka.topic_prefix).order_events(),
+        config.store.retention(),
     )?;
     if live.is_empty() {
         let report = ReplayReport {
@@ -239,8 +255,11 @@ pub async fn inspect(config: &Config, order_id: &OrderId) -> Result<Inspection, 
             if message.key() != Some(key_text.as_bytes()) {
                 return Ok(());
             }
-            if let Ok(event) = decode_log_record(message.payload().unwrap_or_default()) {
-                records.push((message.partition(), message.offset(), event));
+            let (partition, offset) = (message.partition(), message.offset());
+            match decode_log_record(message.payload().unwrap_or_default()) {
+                Ok(event) => records.push((partition, offset, event)),
+                Err(_) if config.consumer.skip_log_records.contains(partition, offset) => {}
+                Err(error) => return Err(unreadable(&topic, partition, offset, &error)),
             }
             Ok(())
         },
@@ -419,7 +438,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live_dir = dir.path().join("orderflow-state-0");
         // What a state consumer leaves when it started and stopped before its first event.
-        SledStore::open(&live_dir).unwrap().bind(&topic).unwrap();
+        SledStore::open(&live_dir)
+            .unwrap()
+            .bind(&topic, config.store.retention())
+            .unwrap();
 
         let scratch = dir.path().join("replay");
         // No broker is configured: with nothing to compare, the log is not read.
@@ -434,7 +456,8 @@ mod tests {
         let missing = dir.path().join("orderflow-state-7");
         // A mistyped store, and the data dir that holds the stores.
         for path in [missing.as_path(), dir.path()] {
-            let error = live_digests(path, "orderflow.order-events").unwrap_err();
+            let error =
+                live_digests(path, "orderflow.order-events", Retention::default()).unwrap_err();
             assert!(matches!(error, RuntimeError::Config(_)), "{error}");
             assert!(
                 error.to_string().contains("holds no state store"),

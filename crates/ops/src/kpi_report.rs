@@ -165,8 +165,8 @@ pub async fn run(config: &Config, args: ReportArgs) -> Result<(), OpsError> {
             );
         }
         match format {
-            "json" => println!("{}", json_text(&digest, zone)?),
-            _ => println!("{}", digest.message),
+            "json" => crate::outln!("{}", json_text(&digest, zone)?),
+            _ => crate::outln!("{}", digest.message),
         }
         return Ok(());
     }
@@ -179,13 +179,13 @@ pub async fn run(config: &Config, args: ReportArgs) -> Result<(), OpsError> {
             let document = json!({"from": range.from_text(), "to": range.to_text(),
                 "zone": zone.name(), "kpis": total, "by": by, "groups": groups,
                 "exceptions": exceptions});
-            println!("{}", json_text(&document, zone)?);
+            crate::outln!("{}", json_text(&document, zone)?);
         }
-        "csv" => print!("{}", csv(&total, groups.as_ref(), &exceptions)),
+        "csv" => crate::out!("{}", csv(&total, groups.as_ref(), &exceptions)),
         _ => {
-            print!("{}", table(&total, groups.as_ref()));
-            println!();
-            print!("{}", render_text(&exceptions, zone));
+            crate::out!("{}", table(&total, groups.as_ref()));
+            crate::outln!();
+            crate::out!("{}", render_text(&exceptions, zone));
         }
     }
     Ok(())

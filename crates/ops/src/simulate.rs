@@ -21,7 +21,9 @@ use serde::Serialize;
 use tracing::info;
 
 use orderflow_runtime::config::Config;
-use orderflow_runtime::kafka::{client_config, header, producer, with_retries, Topics};
+use orderflow_runtime::kafka::{
+    client_config, header, producer, with_retries, Topics, ATTEMPT_TIMEOUT, COMMAND_RETRY_LIMIT,
+};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::output::delivered;
 use orderflow_runtime::RuntimeError;
@@ -161,7 +163,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
         warmup: Some(histogram()),
         ..Tracker::default()
     }));
-    let watcher = watch_state(config, &topics, Arc::clone(&tracker))?;
+    let watcher = watch_state(config, &topics, Arc::clone(&tracker)).await?;
     let send_times: crate::platform::SendTimes = Arc::default();
     let platform = match options.platform_listen {
         Some(address) => {
@@ -315,7 +317,7 @@ pub async fn simulate(config: &Config, options: Options) -> Result<Report, Runti
 }
 
 /// Follows `order-state` from its current end and records the latency of every fact named.
-fn watch_state(
+async fn watch_state(
     config: &Config,
     topics: &Topics,
     tracker: Arc<Mutex<Tracker>>,
@@ -331,18 +333,22 @@ fn watch_state(
         .create()
         .map_err(RuntimeError::kafka("creating the state watcher"))?;
     let topic = topics.order_state();
-    let metadata = with_retries("reading order-state metadata", || {
-        consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))
-    })?;
+    let metadata = with_retries("reading order-state metadata", COMMAND_RETRY_LIMIT, || {
+        consumer.fetch_metadata(Some(&topic), ATTEMPT_TIMEOUT)
+    })
+    .await?;
     let mut assignment = TopicPartitionList::new();
     for partition in metadata
         .topics()
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
     {
-        let (_, high) = with_retries("reading order-state watermarks", || {
-            consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
-        })?;
+        let (_, high) = with_retries(
+            "reading order-state watermarks",
+            COMMAND_RETRY_LIMIT,
+            || consumer.fetch_watermarks(&topic, partition, ATTEMPT_TIMEOUT),
+        )
+        .await?;
         assignment
             .add_partition_offset(&topic, partition, Offset::Offset(high))
             .map_err(RuntimeError::kafka("building assignment"))?;

@@ -27,7 +27,7 @@ use orderflow_domain::{
 };
 use orderflow_runtime::config::Config;
 use orderflow_runtime::consumer::{self, BatchHandler, StartPosition};
-use orderflow_runtime::kafka::{header, producer, with_retries, Topics};
+use orderflow_runtime::kafka::{header, producer, with_retries, Topics, ATTEMPT_TIMEOUT};
 use orderflow_runtime::output::{deliver, send, Output, Sent};
 use orderflow_runtime::rules::{Clock, RulesSource};
 use orderflow_runtime::state::log_record;
@@ -187,6 +187,8 @@ pub struct SyncConsumer {
     rules: RulesSource,
     clock: Clock,
     tick_every: Duration,
+    /// How long a broker call is retried before the consumer stops (`kafka.outage-limit-secs`).
+    outage_limit: Duration,
     pending: HashMap<OrderId, PendingOrder>,
     /// Orders changed here since the store was last written.
     dirty: BTreeSet<OrderId>,
@@ -250,6 +252,7 @@ pub async fn run(
         rules: RulesSource::open(config)?,
         clock: Clock::from_config(config),
         tick_every: Duration::from_millis(config.timers.tick_ms),
+        outage_limit: config.kafka.outage_limit(),
         dirty: BTreeSet::new(),
         position: HashMap::new(),
         acknowledged_to: BTreeMap::new(),
@@ -275,7 +278,7 @@ pub async fn run(
 
 impl SyncConsumer {
     /// Learns where each newly assigned partition ends: it is live once read to there.
-    fn refresh_assignment<C: ConsumerContext>(
+    async fn refresh_assignment<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
     ) -> Result<Vec<i32>, RuntimeError> {
@@ -294,9 +297,11 @@ impl SyncConsumer {
             if let std::collections::hash_map::Entry::Vacant(entry) =
                 self.live_from.entry(partition)
             {
-                let (_, high) = with_retries("reading order-state's end", || {
-                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
-                })?;
+                let (_, high) =
+                    with_retries("reading order-state's end", self.outage_limit, || {
+                        consumer.fetch_watermarks(&topic, partition, ATTEMPT_TIMEOUT)
+                    })
+                    .await?;
                 entry.insert(high);
             }
             let read_to = match self.position.get(&partition) {
@@ -590,7 +595,7 @@ impl BatchHandler for SyncConsumer {
             let times = event_times(message);
             self.merge(partition, snapshot, &times);
         }
-        let live = self.refresh_assignment(consumer)?;
+        let live = self.refresh_assignment(consumer).await?;
         let outputs = if live.is_empty() {
             Vec::new()
         } else {
@@ -616,7 +621,7 @@ impl BatchHandler for SyncConsumer {
         consumer: &StreamConsumer<C>,
     ) -> Result<(), RuntimeError> {
         self.rules.reload_if_changed();
-        let live = self.refresh_assignment(consumer)?;
+        let live = self.refresh_assignment(consumer).await?;
         if !live.is_empty() {
             let outputs = self.call_due(&live, None).await?;
             if !outputs.is_empty() {

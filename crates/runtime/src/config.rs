@@ -27,6 +27,8 @@ pub struct Config {
     pub notify: toml::Table,
     pub gateway: GatewayConfig,
     pub analytics: AnalyticsConfig,
+    /// The input contract's size, amount and clock-skew limits (`docs/input-contract.md`).
+    pub limits: orderflow_schema::Limits,
 }
 
 /// The analytics projection and its dashboard (`orderflow-analytics`).
@@ -174,8 +176,20 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// Consumer group session timeout. Short in dev/test so a restarted consumer rejoins fast.
     pub session_timeout_ms: u32,
-    /// How long a produce may be retried by the client before the batch fails.
-    pub message_timeout_ms: u32,
+    // --- broker outages (issue 13) ---
+    /// How long a consumer rides out a broker it can't reach: produces are retried that long
+    /// (librdkafka's `message.timeout.ms`), and a consumer that has seen no broker for longer
+    /// stops with one line naming the brokers, for its supervisor to restart it.
+    pub outage_limit_secs: u32,
+    /// How long one produce may be retried by the client before it fails; unset, the outage
+    /// limit. (The gateway sets its own, shorter: a caller waits for the answer.)
+    pub message_timeout_ms: Option<u32>,
+    // --- end broker outages ---
+    // --- operator commands (issue 13) ---
+    /// How long an operator command (`orderflow status`, `inspect`, ...) waits for a broker to
+    /// answer before it gives up with one line naming `kafka.brokers`.
+    pub connect_timeout_secs: u32,
+    // --- end operator commands ---
     /// `min.insync.replicas` of the topics `orderflow topics create` makes; the broker's
     /// default when unset.
     pub min_insync_replicas: Option<i32>,
@@ -329,12 +343,25 @@ impl<'de> Deserialize<'de> for ClientProperties {
 pub struct StoreConfig {
     /// Each consumer keeps its local state in `{data-dir}/{consumer}-{instance}`.
     pub data_dir: PathBuf,
+    // --- retention (issue 13 item 4) ---
+    /// Hours of event time an event id is remembered for dedupe (intake index, skus, buyers).
+    pub dedup_window_hours: u32,
+    /// Hours of event time a closed order stays in the state store after its last event.
+    pub closed_order_retention_hours: u32,
+    // --- end retention ---
 }
 
 impl StoreConfig {
     /// Where a copy of `consumer` keeps its local state: `{data-dir}/{consumer}-{instance}`.
     pub fn dir_of(&self, consumer: &str, instance: &str) -> PathBuf {
         self.data_dir.join(format!("{consumer}-{instance}"))
+    }
+
+    pub fn retention(&self) -> orderflow_store::Retention {
+        orderflow_store::Retention::from_hours(
+            self.dedup_window_hours,
+            self.closed_order_retention_hours,
+        )
     }
 }
 
@@ -343,8 +370,20 @@ impl StoreConfig {
 pub struct ConsumerConfig {
     /// Most records processed (and made durable) together.
     pub max_batch: usize,
-    /// Entities the state consumer keeps in memory between batches.
-    pub cache_entities: usize,
+    // --- entity cache (issue 17 item 1) ---
+    /// Bytes of entities the state consumer (and a replay) keeps in memory between batches;
+    /// unset: an eighth of the memory available at start, between 64 MiB and 1 GiB.
+    pub cache_bytes: Option<u64>,
+    /// Replaced by `cache-bytes`; read only to say so.
+    #[serde(skip_serializing)]
+    cache_entities: Option<serde::de::IgnoredAny>,
+    // --- end entity cache ---
+    // --- log evolution (issue 13) ---
+    /// Records of `order-events` that can't be read and that an operator chose to pass over,
+    /// as `"partition@offset"`: the state consumer dead-letters each and goes on, a replay
+    /// skips them too. Any other unreadable record stops its partition.
+    pub skip_log_records: crate::fold::LogSkips,
+    // --- end log evolution ---
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -364,6 +403,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The longest `kafka.outage-limit-secs`: librdkafka's `message.timeout.ms` is an i32 of ms.
+pub const MAX_OUTAGE_LIMIT_SECS: u32 = 2_147_483;
+
+impl KafkaConfig {
+    /// `kafka.outage-limit-secs` as a duration.
+    pub fn outage_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.outage_limit_secs))
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> KafkaConfig {
         KafkaConfig {
@@ -372,7 +421,9 @@ impl Default for KafkaConfig {
             partitions: 6,
             replication_factor: 1,
             session_timeout_ms: 6_000,
-            message_timeout_ms: 30_000,
+            outage_limit_secs: 300,
+            message_timeout_ms: None,
+            connect_timeout_secs: 10,
             min_insync_replicas: None,
             retention_ms: None,
             sasl_password_file: None,
@@ -390,7 +441,30 @@ impl Default for StoreConfig {
     fn default() -> StoreConfig {
         StoreConfig {
             data_dir: PathBuf::from("var"),
+            dedup_window_hours: 7 * 24,
+            closed_order_retention_hours: 30 * 24,
         }
+    }
+}
+
+impl ConsumerConfig {
+    /// The entity cache's budget: `cache-bytes`, or an eighth of `MemAvailable` in
+    /// `/proc/meminfo` between 64 MiB and 1 GiB (256 MiB where there is no such file).
+    pub fn cache_bytes(&self) -> usize {
+        const MIB: u64 = 1 << 20;
+        let bytes = self.cache_bytes.unwrap_or_else(|| {
+            let available_kib = std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|info| {
+                    info.lines()
+                        .find_map(|line| line.strip_prefix("MemAvailable:"))
+                        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                });
+            available_kib.map_or(256 * MIB, |kib: u64| {
+                (kib * 1024 / 8).clamp(64 * MIB, 1024 * MIB)
+            })
+        });
+        usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 }
 
@@ -398,10 +472,15 @@ impl Default for ConsumerConfig {
     fn default() -> ConsumerConfig {
         ConsumerConfig {
             max_batch: 1_000,
-            cache_entities: 50_000,
+            cache_bytes: None,
+            cache_entities: None,
+            skip_log_records: crate::fold::LogSkips::default(),
         }
     }
 }
+
+/// librdkafka's default `message.max.bytes`: the largest record a producer sends.
+const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 /// The environment variables that override the file, and the key each one sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
@@ -415,11 +494,18 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ORDERFLOW_CLOCK_FILE", "timers.clock-file"),
     ("ORDERFLOW_TICK_MS", "timers.tick-ms"),
     ("ORDERFLOW_MAX_BATCH", "consumer.max-batch"),
+    ("ORDERFLOW_CACHE_BYTES", "consumer.cache-bytes"),
+    ("ORDERFLOW_SKIP_LOG_RECORDS", "consumer.skip-log-records"),
     ("ORDERFLOW_DISPLAY_TIME_ZONE", "display.time-zone"),
     ("ORDERFLOW_REPLICATION_FACTOR", "kafka.replication-factor"),
     ("ORDERFLOW_MIN_INSYNC_REPLICAS", "kafka.min-insync-replicas"),
     ("ORDERFLOW_RETENTION_MS", "kafka.retention-ms"),
     ("ORDERFLOW_SESSION_TIMEOUT_MS", "kafka.session-timeout-ms"),
+    ("ORDERFLOW_OUTAGE_LIMIT_SECS", "kafka.outage-limit-secs"),
+    (
+        "ORDERFLOW_CONNECT_TIMEOUT_SECS",
+        "kafka.connect-timeout-secs",
+    ),
     (
         "ORDERFLOW_KAFKA_SASL_PASSWORD_FILE",
         "kafka.sasl-password-file",
@@ -429,6 +515,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ORDERFLOW_GATEWAY_LISTEN", "gateway.listen"),
     ("ORDERFLOW_GATEWAY_CREDENTIALS", "gateway.credentials"),
     ("ORDERFLOW_ANALYTICS_LISTEN", "analytics.listen"),
+    ("ORDERFLOW_MAX_RECORD_BYTES", "limits.max-record-bytes"),
+    (
+        "ORDERFLOW_MAX_FUTURE_SKEW_SECS",
+        "limits.max-future-skew-secs",
+    ),
 ];
 
 impl Config {
@@ -536,15 +627,47 @@ impl Config {
                 );
             }
         }
+        if !(1..=MAX_OUTAGE_LIMIT_SECS).contains(&self.kafka.outage_limit_secs) {
+            return fail(&format!(
+                "kafka.outage-limit-secs must be between 1 and {MAX_OUTAGE_LIMIT_SECS} (librdkafka's message.timeout.ms limit)"
+            ));
+        }
+        if self.kafka.connect_timeout_secs == 0 {
+            return fail("kafka.connect-timeout-secs must be at least 1");
+        }
         if self.kafka.retention_ms.is_some_and(|ms| ms == 0 || ms < -1) {
             return fail("kafka.retention-ms must be positive, or -1 to keep records forever");
         }
         crate::kafka::check_properties(&self.kafka)?;
+        self.limits.check().map_err(RuntimeError::Config)?;
+        // --- dead letters (H1): a dead letter must fit what the producer sends ---
+        let producer_max = self
+            .kafka
+            .producer
+            .get("message.max.bytes")
+            .or_else(|| self.kafka.client.get("message.max.bytes"))
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(LIBRDKAFKA_MESSAGE_MAX_BYTES);
+        if self.limits.max_dead_letter_bytes > producer_max {
+            return Err(RuntimeError::Config(format!(
+                "limits.max-dead-letter-bytes ({}) must be at most the producer's message.max.bytes ({producer_max}), or a dead letter could be refused",
+                self.limits.max_dead_letter_bytes
+            )));
+        }
+        // --- end dead letters ---
         if self.consumer.max_batch == 0 {
             return fail("consumer.max-batch must be at least 1");
         }
-        if self.consumer.cache_entities == 0 {
-            return fail("consumer.cache-entities must be at least 1");
+        if self.consumer.cache_entities.is_some() {
+            return fail("consumer.cache-entities is no longer read: the entity cache is bounded in bytes, set consumer.cache-bytes instead (or leave it out for an eighth of the available memory)");
+        }
+        if self.consumer.cache_bytes == Some(0) {
+            return fail("consumer.cache-bytes must be at least 1");
+        }
+        if self.store.dedup_window_hours == 0 || self.store.closed_order_retention_hours == 0 {
+            return fail(
+                "store.dedup-window-hours and store.closed-order-retention-hours must be at least 1",
+            );
         }
         if self.timers.tick_ms == 0 {
             return fail("timers.tick-ms must be at least 1");
@@ -735,6 +858,23 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_letter_must_fit_what_the_producer_sends() {
+        let small = file("[kafka.producer]\n\"message.max.bytes\" = 20000\n");
+        let error = Config::load_with(Some(small.path()), |_| None).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "limits.max-dead-letter-bytes (786432) must be at most the producer's message.max.bytes (20000)"
+            ),
+            "{error}"
+        );
+        let fits = file(
+            "[kafka.producer]\n\"message.max.bytes\" = 20000\n[limits]\nmax-dead-letter-bytes = 16384\n",
+        );
+        let config = Config::load_with(Some(fits.path()), |_| None).unwrap();
+        assert_eq!(config.limits.max_dead_letter_bytes, 16_384);
+    }
+
+    #[test]
     fn the_display_zone_is_an_iana_name() {
         let toml = file("[display]\ntime-zone = \"Europe/Berlin\"\n");
         let config = Config::load_with(Some(toml.path()), |_| None).unwrap();
@@ -771,6 +911,70 @@ mod tests {
         assert_eq!(config.kafka.brokers, "b:2,c:3");
         assert_eq!(config.kafka.partitions, 12);
     }
+
+    #[test]
+    fn limits_are_read_checked_and_overridden() {
+        let toml = file("[limits]\nmax-lines = 50\nmax-amount-fen = 100000\n");
+        let config = Config::load_with(Some(toml.path()), |name| {
+            (name == "ORDERFLOW_MAX_FUTURE_SKEW_SECS").then(|| "60".into())
+        })
+        .unwrap();
+        assert_eq!(config.limits.max_lines, 50);
+        assert_eq!(config.limits.max_amount_fen, 100_000);
+        assert_eq!(config.limits.max_future_skew_secs, 60);
+        assert_eq!(
+            config.limits.max_text_bytes,
+            orderflow_schema::Limits::default().max_text_bytes
+        );
+        let zero = file("[limits]\nmax-collection = 0\n");
+        let error = Config::load_with(Some(zero.path()), |_| None).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("limits.max-collection must be at least 1"),
+            "{error}"
+        );
+        let typo = file("[limits]\nmax-line = 5\n");
+        let error = Config::load_with(Some(typo.path()), |_| None).unwrap_err();
+        assert!(error.to_string().contains("max-line"), "{error}");
+    }
+
+    // --- entity cache and retention (issue 13 item 4, issue 17 item 1) ---
+    #[test]
+    fn the_cache_is_sized_in_bytes_and_the_old_entity_count_is_refused_naming_the_new_field() {
+        let toml = file("[consumer]\ncache-entities = 50000\n");
+        let error = Config::load_with(Some(toml.path()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("consumer.cache-entities is no longer read")
+                && error.contains("set consumer.cache-bytes instead"),
+            "{error}"
+        );
+        let config = Config::load_with(None, |name| {
+            (name == "ORDERFLOW_CACHE_BYTES").then(|| "1048576".to_string())
+        })
+        .unwrap();
+        assert_eq!(config.consumer.cache_bytes(), 1_048_576);
+        let derived = Config::default().consumer.cache_bytes();
+        assert!((64 << 20..=1 << 30).contains(&derived), "{derived}");
+    }
+
+    #[test]
+    fn retention_is_in_hours_of_event_time() {
+        let toml = file("[store]\ndedup-window-hours = 24\nclosed-order-retention-hours = 48\n");
+        let config = Config::load_with(Some(toml.path()), |_| None).unwrap();
+        assert_eq!(
+            config.store.retention(),
+            orderflow_store::Retention::from_hours(24, 48)
+        );
+        let toml = file("[store]\ndedup-window-hours = 0\n");
+        let error = Config::load_with(Some(toml.path()), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("store.dedup-window-hours"), "{error}");
+    }
+    // --- end entity cache and retention ---
 
     #[test]
     fn an_unknown_key_is_refused_by_name() {

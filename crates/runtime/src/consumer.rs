@@ -66,7 +66,78 @@ pub struct Context<P> {
     pub generation: Arc<AtomicU64>,
     /// An error met in a callback, where it can't be returned: the loop ends with it.
     failure: Failure,
+    /// What ends the consumer when the broker is gone too long (`kafka.outage-limit-secs`).
+    outage: OutageLimit,
 }
+
+// --- broker outages (issue 13) ---
+/// A broker lost for longer than `kafka.outage-limit-secs` ends the consumer, in one sentence
+/// naming the brokers and the bound; shorter outages are ridden out (librdkafka reconnects and
+/// retries every produce for as long).
+#[derive(Debug, Clone, Default)]
+pub struct OutageLimit {
+    brokers: String,
+    /// How long no broker may be reachable.
+    limit: Duration,
+    /// How long a produce is retried (`message.timeout.ms`: the limit, unless
+    /// `kafka.message-timeout-ms` sets its own), and the setting that says so.
+    delivery: Duration,
+    delivery_setting: &'static str,
+}
+
+impl OutageLimit {
+    pub fn of(kafka: &crate::config::KafkaConfig) -> OutageLimit {
+        OutageLimit {
+            brokers: kafka.brokers.clone(),
+            limit: kafka.outage_limit(),
+            delivery: Duration::from_millis(crate::kafka::message_timeout_ms(kafka)),
+            delivery_setting: if kafka.message_timeout_ms.is_some() {
+                "kafka.message-timeout-ms"
+            } else {
+                "kafka.outage-limit-secs"
+            },
+        }
+    }
+
+    /// The error that ends the consumer when no broker has been reachable for `lost`.
+    fn lost_for(&self, lost: Duration) -> Option<RuntimeError> {
+        (lost > self.limit).then(|| {
+            RuntimeError::Fatal(format!(
+                "kafka at {}: no broker reachable for {} s, longer than kafka.outage-limit-secs ({} s); stopping with nothing committed past what the broker acknowledged, for the supervisor to restart",
+                self.brokers,
+                lost.as_secs(),
+                self.limit.as_secs()
+            ))
+        })
+    }
+
+    /// A produce that timed out is the broker lost for the delivery bound: said as such.
+    pub fn explain(&self, error: RuntimeError) -> RuntimeError {
+        if !crate::output::timed_out(&error) {
+            return error;
+        }
+        RuntimeError::Fatal(format!(
+            "kafka at {}: no broker acknowledged a record within {} s ({}); stopping with nothing committed past what the broker acknowledged, for the supervisor to restart ({error})",
+            self.brokers,
+            self.delivery.as_secs(),
+            self.delivery_setting
+        ))
+    }
+}
+
+impl<P> Context<P> {
+    /// Ends the loop once no broker has been reachable for longer than the outage limit.
+    fn check_outage(&self) {
+        if let Some(error) = self
+            .watch
+            .unreachable_for()
+            .and_then(|lost| self.outage.lost_for(lost))
+        {
+            self.failure.record(error);
+        }
+    }
+}
+// --- end broker outages ---
 
 /// The first error a client callback met, handed to the consumer loop, which stops with it.
 #[derive(Default)]
@@ -109,22 +180,24 @@ impl<P: StartPosition> ClientContext for Context<P> {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.watch.error(&error, reason);
+        self.check_outage();
     }
 
     fn stats(&self, statistics: Statistics) {
-        record_statistics(&self.name, &statistics);
+        let reachable = record_statistics(&self.name, &statistics);
+        self.watch.broker_reachable(reachable);
+        self.check_outage();
     }
 }
 
-/// Per-partition lag of the assigned partitions, and whether any broker is up, from
-/// librdkafka's statistics.
-fn record_statistics(consumer: &str, statistics: &Statistics) {
+/// Per-partition lag of the assigned partitions from librdkafka's statistics; returns whether
+/// any broker is up.
+fn record_statistics(consumer: &str, statistics: &Statistics) -> bool {
     // (bootstrap and logical entries have node id -1)
     let reachable = statistics
         .brokers
         .values()
         .any(|broker| broker.nodeid >= 0 && broker.state == "UP");
-    health().broker_reachable(reachable);
     for (topic, stats) in &statistics.topics {
         for (partition, stats) in &stats.partitions {
             if *partition < 0 || !stats.desired {
@@ -143,6 +216,7 @@ fn record_statistics(consumer: &str, statistics: &Statistics) {
             .set(lag as f64);
         }
     }
+    reachable
 }
 
 impl<P: StartPosition> ConsumerContext for Context<P> {
@@ -313,9 +387,6 @@ pub fn subscribe_member<P: StartPosition>(
     if settings.get("statistics.interval.ms").is_none() {
         settings.set("statistics.interval.ms", STATISTICS_EVERY_MS.to_string());
     }
-    if settings.get("auto.commit.interval.ms").is_none() {
-        settings.set("auto.commit.interval.ms", "1000");
-    }
     match kafka.group_protocol {
         GroupProtocol::Classic => {
             // The session timeout and heartbeats are the client's to set in the classic
@@ -340,7 +411,11 @@ pub fn subscribe_member<P: StartPosition>(
     }
     let consumer: StreamConsumer<Context<P>> = settings
         .set("group.id", group)
-        .set("enable.auto.commit", "true")
+        // Committed by the loop every COMMIT_EVERY, not by librdkafka's auto-commit: that one
+        // also commits when a session timeout (a broker outage) has taken the assignment away,
+        // and a static member is then fenced for good (FencedInstanceId, a fatal error) when
+        // the broker is back. (librdkafka 2.12; fixed upstream by confluentinc/librdkafka#5585.)
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
@@ -350,6 +425,7 @@ pub fn subscribe_member<P: StartPosition>(
             watch: Watch::default(),
             generation: Arc::clone(&generation),
             failure: Failure::default(),
+            outage: OutageLimit::of(kafka),
         })
         .map_err(creation_error("consumer"))?;
     health().member_of_group(name);
@@ -389,6 +465,12 @@ pub trait BatchHandler {
     /// flight, so that everything handled so far is acknowledged.
     fn acknowledged(&mut self, _done: Self::Done, _idle: bool) -> Result<(), RuntimeError> {
         Ok(())
+    }
+
+    /// The first offset of `partition` the handler stopped at and will read again (a record
+    /// it can't read yet), if any: the loop stores no offset of the partition from there on.
+    fn resume_at(&self, _partition: i32) -> Option<i64> {
+        None
     }
 
     /// Whether the loop should let every batch in flight be acknowledged before it handles
@@ -442,6 +524,8 @@ where
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker
     });
+    let mut commits = tokio::time::interval(COMMIT_EVERY);
+    commits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight = FuturesOrdered::new();
     // A tick waits for the batches in flight; no new batch starts meanwhile.
     let mut tick_due = false;
@@ -470,19 +554,34 @@ where
                 break;
             }
             Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
-                finish(name, consumer, handler, finished, in_flight.is_empty())?;
+                finish(name, consumer, handler, finished, in_flight.is_empty())
+                    .map_err(|error| consumer.context().outage.explain(error))?;
             }
             _ = tick, if !tick_due => tick_due = true,
+            _ = commits.tick() => commit_stored(consumer),
             chunk = stream.next(), if take => {
                 let Some(chunk) = chunk else { break };
                 let mut batch = Vec::with_capacity(chunk.len());
                 for result in chunk {
                     match result {
                         Ok(message) => batch.push(message.detach()),
+                        // A fatal error (a static member fenced) leaves a client that can't go
+                        // on: the consumer stops, for its supervisor to start a new one.
+                        Err(source @ KafkaError::MessageConsumptionFatal(_)) => {
+                            stopped_by = Some(RuntimeError::Kafka {
+                                context: "consuming, a fatal error of the client".into(),
+                                source,
+                            });
+                        }
+                        // Brokers gone are reported by the client's error callback (Watch).
+                        Err(error) if all_brokers_down(&error) => {}
                         // Fetch errors (broker restarting, partition moving) are retried by the
                         // client; they are reported, not fatal.
                         Err(error) => warn!(consumer = name, %error, "consume error"),
                     }
+                }
+                if stopped_by.is_some() {
+                    break;
                 }
                 if batch.is_empty() {
                     continue;
@@ -491,7 +590,7 @@ where
                 metrics::counter!(crate::telemetry::RECORDS_RECEIVED.name, "consumer" => name.to_string())
                     .increment(batch.len() as u64);
                 let (sent, done) = handler.handle(consumer, &batch).await?;
-                let offsets = last_offsets(&batch);
+                let offsets = last_offsets(&batch, |partition| handler.resume_at(partition));
                 let produced: Vec<i64> = batch
                     .iter()
                     .filter_map(|message| message.timestamp().to_millis())
@@ -503,6 +602,13 @@ where
         }
     }
     health().shutting_down();
+    if let Some(error) =
+        stopped_by.take_if(|_| consumer.context().watch.unreachable_for().is_some())
+    {
+        // No broker to acknowledge the batches in flight or take a commit: they are redone
+        // after the restart, as after a crash.
+        return Err(error);
+    }
     info!(
         consumer = name,
         "draining: finishing batches in flight and committing offsets"
@@ -542,8 +648,12 @@ fn finish<C: ConsumerContext, H: BatchHandler>(
     Ok(())
 }
 
-/// The last offset of each partition in a batch.
-fn last_offsets(batch: &[OwnedMessage]) -> Vec<((String, i32), i64)> {
+/// The last offset done of each partition in a batch: the last one, or the one before where the
+/// handler stopped (`resume_at`); none if it stopped at the partition's offset 0.
+fn last_offsets(
+    batch: &[OwnedMessage],
+    resume_at: impl Fn(i32) -> Option<i64>,
+) -> Vec<((String, i32), i64)> {
     let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
     for message in batch {
         let entry = last
@@ -552,8 +662,38 @@ fn last_offsets(batch: &[OwnedMessage]) -> Vec<((String, i32), i64)> {
         *entry = (*entry).max(message.offset());
     }
     last.into_iter()
-        .map(|((topic, partition), offset)| ((topic.to_string(), partition), offset))
+        .filter_map(|((topic, partition), offset)| {
+            let done = match resume_at(partition) {
+                Some(stopped) => offset.min(stopped - 1),
+                None => offset,
+            };
+            (done >= 0).then(|| ((topic.to_string(), partition), done))
+        })
         .collect()
+}
+
+fn all_brokers_down(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+}
+
+/// How often the offsets stored for finished batches are committed.
+pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// Commits the offsets stored so far, without waiting: the result reaches the commit
+/// callback. Nothing new to commit, or an assignment lost to a session timeout, is refused by
+/// the client at once.
+fn commit_stored<C: ConsumerContext>(consumer: &StreamConsumer<C>) {
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+        if !matches!(
+            error.rdkafka_error_code(),
+            Some(
+                rdkafka::types::RDKafkaErrorCode::NoOffset
+                    | rdkafka::types::RDKafkaErrorCode::AssignmentLost
+            )
+        ) {
+            warn!(%error, "offset commit failed");
+        }
+    }
 }
 
 /// Stores the last offset done per partition; librdkafka commits the one after it.
@@ -636,6 +776,7 @@ mod tests {
             watch: Watch::default(),
             generation: Arc::new(AtomicU64::new(0)),
             failure: Failure::default(),
+            outage: OutageLimit::default(),
         }
     }
 

@@ -1,26 +1,164 @@
 //! Folding log records into the store: the one code path the live state consumer and the
 //! replay tool share, which is why a replay yields the live state byte for byte.
 
-use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lru::LruCache;
 
-use orderflow_domain::{step, Entity, EntityKey, Event, Mode, Step, LOG_SCHEMA_VERSION};
-use orderflow_store::{Batch, StateStore, StoreError};
+use orderflow_domain::{step, Entity, EntityKey, Event, EventBody, Mode, Step, LOG_SCHEMA_VERSION};
+use orderflow_store::{Batch, Retention, StateStore, StoreError};
 
-/// Reads one record of the order event log.
-pub fn decode_log_record(payload: &[u8]) -> Result<Event, String> {
-    let event: Event = serde_json::from_slice(payload)
-        .map_err(|error| format!("order event is not valid: {error}"))?;
-    // Version 1 is the only layout so far; a later one upcasts older records here.
-    if event.schema_version != LOG_SCHEMA_VERSION {
-        return Err(format!(
-            "order event schema_version {} is not supported, expected {LOG_SCHEMA_VERSION}",
-            event.schema_version
-        ));
+/// Why a record of the order event log could not be read. Either way the state consumer stops
+/// that partition at the record (see README "Log evolution"): neither is ever passed silently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogRecordError {
+    /// A layout (`schema_version`) or an event type this build doesn't know: a fact written by
+    /// a newer writer. Upgrade the reader; the partition resumes at this record.
+    #[error("{0}: a newer writer's fact this build can't read; upgrade this reader (readers are deployed before writers)")]
+    NotUnderstood(String),
+    /// Bytes that were never a log record of any layout (only a buggy or rogue producer writes
+    /// those): it stays stopped until an operator skips it (`consumer.skip-log-records`).
+    #[error("{0}; no orderflow writes such a record: once you have seen it is no fact, pass over it with consumer.skip-log-records = [\"PARTITION@OFFSET\"]")]
+    Invalid(String),
+}
+
+impl From<LogRecordError> for String {
+    fn from(error: LogRecordError) -> String {
+        error.to_string()
     }
-    Ok(event)
+}
+
+/// What is read of a record before its layout is known.
+#[derive(serde::Deserialize)]
+struct Layout {
+    schema_version: u32,
+}
+
+/// The event type of a layout-1 record that doesn't read as an event.
+#[derive(serde::Deserialize)]
+struct Kind {
+    body: Tagged,
+}
+
+#[derive(serde::Deserialize)]
+struct Tagged {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Reads one record of the order event log: its layout first, then the event.
+pub fn decode_log_record(payload: &[u8]) -> Result<Event, LogRecordError> {
+    let layout: Layout = serde_json::from_slice(payload)
+        .map_err(|error| LogRecordError::Invalid(not_valid(&error)))?;
+    let version = layout.schema_version;
+    if version > LOG_SCHEMA_VERSION {
+        return Err(LogRecordError::NotUnderstood(format!(
+            "order event schema_version {version} is newer than this build reads ({LOG_SCHEMA_VERSION})"
+        )));
+    }
+    // The upcast hook: a record of an older layout is read in its own layout and upcast to
+    // the current one here, never rewritten in the log. Layout 1 is the only one written so
+    // far, so there is nothing older to upcast (and 0 was never a layout).
+    if version != LOG_SCHEMA_VERSION {
+        return Err(LogRecordError::Invalid(format!(
+            "order event schema_version {version} was never written"
+        )));
+    }
+    serde_json::from_slice(payload).map_err(|error| match serde_json::from_slice::<Kind>(payload) {
+        Ok(Kind { body }) if is_unknown_kind(&body.kind) => LogRecordError::NotUnderstood(format!(
+            "order event type {:?} is not one this build knows",
+            body.kind
+        )),
+        _ => LogRecordError::Invalid(not_valid(&error)),
+    })
+}
+
+/// What is wrong with a record, without its values (they may be personal data).
+fn not_valid(error: &serde_json::Error) -> String {
+    let what = match error.classify() {
+        serde_json::error::Category::Data => "does not fit the order event layout",
+        _ => "is not JSON",
+    };
+    format!(
+        "order event is not valid: it {what} (line {} column {})",
+        error.line(),
+        error.column()
+    )
+}
+
+/// Whether `kind` could name an event type (snake_case, as orderflow writes them) but names no
+/// [`EventBody`] variant: not one with wrong fields, nor text that is no type name at all
+/// (which is not echoed into a log line).
+fn is_unknown_kind(kind: &str) -> bool {
+    let type_name = (1..=64).contains(&kind.len())
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !type_name {
+        return false;
+    }
+    let probe = serde_json::json!({ "type": kind });
+    matches!(serde_json::from_value::<EventBody>(probe),
+        Err(error) if error.to_string().starts_with("unknown variant"))
+}
+
+/// Records of the log an operator chose to pass over, as `partition@offset`
+/// (`consumer.skip-log-records`): only ever records that can't be read, each dead-lettered
+/// by the state consumer and skipped by a replay alike, so both fold the same log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSkips(BTreeSet<(i32, i64)>);
+
+impl LogSkips {
+    pub fn contains(&self, partition: i32, offset: i64) -> bool {
+        self.0.contains(&(partition, offset))
+    }
+
+    fn parse(text: &str) -> Result<(i32, i64), String> {
+        let (partition, offset) = text
+            .trim()
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?} is not partition@offset (e.g. \"3@1042\")"))?;
+        match (partition.trim().parse(), offset.trim().parse()) {
+            (Ok(partition), Ok(offset)) if partition >= 0 && offset >= 0 => Ok((partition, offset)),
+            _ => Err(format!(
+                "{text:?} is not partition@offset of two non-negative integers (e.g. \"3@1042\")"
+            )),
+        }
+    }
+}
+
+impl serde::Serialize for LogSkips {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(p, o)| format!("{p}@{o}")))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogSkips {
+    /// A list of `"partition@offset"`, or one string of them separated by commas (as the
+    /// environment variable gives it).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<LogSkips, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            List(Vec<String>),
+            Text(String),
+        }
+        let items = match Given::deserialize(deserializer)? {
+            Given::List(items) => items,
+            Given::Text(text) => text
+                .split(',')
+                .filter(|item| !item.trim().is_empty())
+                .map(str::to_string)
+                .collect(),
+        };
+        items
+            .iter()
+            .map(|item| LogSkips::parse(item))
+            .collect::<Result<_, _>>()
+            .map(LogSkips)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What one record did.
@@ -36,23 +174,49 @@ pub enum Applied {
 ///
 /// Entities are folded in memory and written to the store, with the partitions' checkpoints,
 /// in one atomic batch by [`Fold::write`], which the caller runs when it chooses (the state
-/// consumer every few hundred milliseconds, the replay when the unwritten entities fill the
-/// cache). Written entities stay in a cache of recently used ones, so a fold reads the store
-/// only for an entity it hasn't seen lately. The cache always equals what the store holds;
-/// what was folded and not yet written is lost with the process, and the store's older
-/// checkpoint is where folding resumes.
+/// consumer every few hundred milliseconds, the replay when [`Fold::full`]). Written entities
+/// stay in a cache of recently used ones, bounded in bytes, so a fold reads the store only for
+/// an entity it hasn't seen lately. The cache always equals what the store holds; what was
+/// folded and not yet written is lost with the process, and the store's older checkpoint is
+/// where folding resumes.
+///
+/// Whether an event was already folded into a sku or buyer is asked of the store one id at a
+/// time ([`StateStore::applied_at`]), never by loading the sku's whole history; an id counts
+/// within the dedup window of the partition's watermark (the latest event time folded), and
+/// an order past its retention reads as absent ([`Retention`]). Both depend only on the log,
+/// whatever was cached, written or pruned, so a replay folds the live state byte for byte.
 pub struct Fold {
-    /// Written, as the store holds them, least recently used evicted first.
-    cache: LruCache<(i32, EntityKey), Entity>,
+    /// Written, as the store holds them, with their weight; least recently used evicted first.
+    cache: LruCache<(i32, EntityKey), (Entity, usize)>,
+    /// The cache's bound, and what it holds, in (approximate) bytes.
+    cache_bytes: usize,
+    cached_bytes: usize,
+    retention: Retention,
+    /// Per partition, the latest event time folded (including what is not written yet).
+    watermarks: BTreeMap<i32, i64>,
     /// Folded, not written yet.
     batch: Batch,
 }
 
+/// What an entity costs in memory besides its encoded size: the enum itself, the key, the
+/// cache's node. The encoded (JSON) size stands in for its heap: close for strings, which
+/// dominate, within a factor of two for the rest.
+const ENTITY_OVERHEAD: usize = std::mem::size_of::<Entity>() + 64;
+
+/// What a folded entity not written yet is assumed to take, to bound the batch by a quarter of
+/// the cache's budget (its encoded size is known only once written): memory stays within
+/// about 1.25 times `cache-bytes`.
+const UNWRITTEN_ENTITY_BYTES: usize = 2_048;
+
 impl Fold {
-    /// Keeps at most `cache_entities` written entities in memory (at least one).
-    pub fn new(cache_entities: usize) -> Fold {
+    /// Keeps at most about `cache_bytes` of written entities in memory, and keeps `retention`.
+    pub fn new(cache_bytes: usize, retention: Retention) -> Fold {
         Fold {
-            cache: LruCache::new(NonZeroUsize::new(cache_entities).unwrap_or(NonZeroUsize::MIN)),
+            cache: LruCache::unbounded(),
+            cache_bytes,
+            cached_bytes: 0,
+            retention,
+            watermarks: BTreeMap::new(),
             batch: Batch::default(),
         }
     }
@@ -67,32 +231,69 @@ impl Fold {
         mode: Mode<'_>,
     ) -> Result<Applied, StoreError> {
         self.batch.checkpoints.insert(partition, offset + 1);
+        let watermark = self.advance(store, partition, event.occurred_at.timestamp_millis())?;
         let slot = (partition, event.key.clone());
         let mut entity = match self.batch.entities.remove(&slot) {
             Some(entity) => entity,
             None => match self.cache.pop(&slot) {
-                Some(entity) => entity,
+                Some((entity, weight)) => {
+                    self.cached_bytes -= weight;
+                    entity
+                }
                 None => store
                     .load(partition, &event.key)?
                     .unwrap_or_else(|| Entity::empty(&event.key)),
             },
         };
+        if self.retention.expired(&entity, watermark) {
+            entity = Entity::empty(&event.key);
+        }
+        // A sku's or buyer's ids live in the store: the fold answers "seen?" for the domain,
+        // whose own set then only ever holds the one event being folded.
+        let id_slot = (slot, event.event_id.clone());
+        if entity.applied_kept_apart().is_some() {
+            let seen = match self.batch.applied.get(&id_slot) {
+                Some(at) => Some(*at),
+                None => store.applied_at(partition, &event.key, &event.event_id)?,
+            };
+            if seen.is_some_and(|at| self.retention.remembers(at, watermark)) {
+                self.batch.entities.insert(id_slot.0, entity);
+                return Ok(Applied::Duplicate);
+            }
+        }
         let applied = match step(&mut entity, event, mode) {
             Some(step) => {
-                if entity.applied_kept_apart().is_some() {
-                    self.batch
-                        .applied
-                        .push((slot.clone(), event.event_id.clone()));
+                if let Some(ids) = entity.applied_kept_apart() {
+                    ids.clear();
+                    self.batch.applied.insert(id_slot.clone(), watermark);
                 }
                 Applied::Changed(step)
             }
             None => Applied::Duplicate,
         };
-        self.batch.entities.insert(slot, entity);
+        self.batch.entities.insert(id_slot.0, entity);
         Ok(applied)
     }
 
-    /// Moves the checkpoint past a record that holds no event (a dead letter).
+    /// Moves `partition`'s watermark to `occurred_at` if that is later; returns it.
+    fn advance(
+        &mut self,
+        store: &impl StateStore,
+        partition: i32,
+        occurred_at: i64,
+    ) -> Result<i64, StoreError> {
+        let known = match self.watermarks.get(&partition) {
+            Some(known) => Some(*known),
+            None => store.watermark(partition)?,
+        };
+        let watermark = known.map_or(occurred_at, |known| known.max(occurred_at));
+        self.watermarks.insert(partition, watermark);
+        self.batch.watermarks.insert(partition, watermark);
+        Ok(watermark)
+    }
+
+    /// Moves the checkpoint past a record that holds no event: one an operator skipped
+    /// ([`LogSkips`]).
     pub fn skip(&mut self, partition: i32, offset: i64) {
         self.batch.checkpoints.insert(partition, offset + 1);
     }
@@ -107,16 +308,37 @@ impl Fold {
         self.batch.entities.len()
     }
 
+    /// Whether the entities folded since the last write take about a quarter of the cache's
+    /// budget: time to write them.
+    pub fn full(&self) -> bool {
+        self.unwritten().saturating_mul(UNWRITTEN_ENTITY_BYTES) >= self.cache_bytes / 4
+    }
+
+    /// Written entities in memory, and their approximate bytes.
+    pub fn cached(&self) -> (usize, usize) {
+        (self.cache.len(), self.cached_bytes)
+    }
+
     /// Writes what was folded since the last write to the store in one atomic batch, then
-    /// keeps those entities in the cache.
+    /// keeps those entities in the cache, evicting the least recently used past its budget.
     pub fn write(&mut self, store: &impl StateStore) -> Result<(), StoreError> {
         let batch = std::mem::take(&mut self.batch);
         if batch.is_empty() {
             return Ok(());
         }
-        store.write(&batch)?;
-        for (slot, entity) in batch.entities {
-            self.cache.put(slot, entity);
+        let sizes = store.write(&batch)?;
+        for ((slot, entity), size) in batch.entities.into_iter().zip(sizes) {
+            let weight = size + ENTITY_OVERHEAD;
+            self.cached_bytes += weight;
+            if let Some((_, (_, replaced))) = self.cache.push(slot, (entity, weight)) {
+                self.cached_bytes -= replaced;
+            }
+        }
+        while self.cached_bytes > self.cache_bytes {
+            match self.cache.pop_lru() {
+                Some((_, (_, weight))) => self.cached_bytes -= weight,
+                None => break,
+            }
         }
         Ok(())
     }
@@ -133,6 +355,8 @@ mod tests {
 
     use super::*;
 
+    const HOUR: i64 = 3_600_000;
+
     /// A level snapshot of `sku` taken `minutes` after the epoch.
     fn level(sku: &str, minutes: i64, on_hand: u64) -> Event {
         let at = DateTime::UNIX_EPOCH + Duration::minutes(minutes);
@@ -143,13 +367,21 @@ mod tests {
         matches!(applied, Applied::Changed(_))
     }
 
-    #[test]
-    fn a_sku_knows_its_events_after_a_restart_and_forgets_what_was_never_written() {
+    fn store() -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
+        store.bind("t.order-events", Retention::default()).unwrap();
+        (dir, store)
+    }
+
+    const PLENTY: usize = 1 << 30;
+
+    #[test]
+    fn a_sku_knows_its_events_after_a_restart_and_forgets_what_was_never_written() {
+        let (_dir, store) = store();
         let (first, second, third) = (level("S-1", 1, 5), level("S-1", 2, 4), level("S-1", 3, 3));
 
-        let mut fold = Fold::new(10);
+        let mut fold = Fold::new(PLENTY, Retention::default());
         assert!(changed(
             fold.apply(&store, 0, 0, &first, Mode::Quiet).unwrap()
         ));
@@ -172,8 +404,8 @@ mod tests {
         drop(fold);
         assert_eq!(store.checkpoint(0).unwrap(), Some(3));
 
-        // A new process reads the sku's ids back from the store.
-        let mut restarted = Fold::new(10);
+        // A new process asks the store about the sku's ids.
+        let mut restarted = Fold::new(PLENTY, Retention::default());
         assert!(!changed(
             restarted.apply(&store, 0, 3, &first, Mode::Quiet).unwrap()
         ));
@@ -187,23 +419,216 @@ mod tests {
     }
 
     #[test]
-    fn an_entity_evicted_from_the_cache_is_read_back_from_the_store() {
+    fn the_cache_stays_within_its_bytes_and_reads_the_rest_back_from_the_store() {
+        let (_dir, store) = store();
+        let budget = 8 * ENTITY_OVERHEAD;
+        let mut fold = Fold::new(budget, Retention::default());
+        for (offset, n) in (0..50).enumerate() {
+            let event = level(&format!("S-{n}"), 1, 5);
+            fold.apply(&store, 0, offset as i64, &event, Mode::Quiet)
+                .unwrap();
+        }
+        fold.write(&store).unwrap();
+        let (entities, bytes) = fold.cached();
+        assert!(bytes <= budget, "{bytes} > {budget}");
+        assert!(entities > 0 && entities < 8, "{entities} cached");
+        // Cached or not, every sku knows its event, and holds none of its ids in memory.
+        for n in 0..50 {
+            let event = level(&format!("S-{n}"), 1, 5);
+            assert!(!changed(
+                fold.apply(&store, 0, 50, &event, Mode::Quiet).unwrap()
+            ));
+            let key = EntityKey::Stock(format!("S-{n}"));
+            let mut entity = fold.entity(0, &key).unwrap().clone();
+            assert_eq!(entity.applied_kept_apart().map(|ids| ids.len()), Some(0));
+            assert_eq!(Some(entity), store.load(0, &key).unwrap());
+        }
+    }
+
+    /// An event stream over many skus and hours with copies near and far: folded with a big
+    /// cache written once and with a tiny cache written every few records, the stores digest
+    /// the same, and the fold's answers are the same.
+    #[test]
+    fn what_is_folded_depends_on_the_log_only_not_on_caching_writing_or_pruning() {
+        let retention = Retention {
+            dedup_window_ms: 2 * HOUR,
+            closed_order_ms: 2 * HOUR,
+        };
+        let events: Vec<Event> = (0..400)
+            .map(|i| level(&format!("S-{}", i % 37), (i / 3) * 7, i as u64))
+            .collect();
+        // Each event again right after, and again 5 hours (of event time) later.
+        let mut log = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            log.push(event.clone());
+            log.push(event.clone());
+            if i >= 130 {
+                log.push(events[i - 130].clone());
+            }
+        }
+        let run = |cache_bytes: usize, write_every: usize| {
+            let (dir, store) = store_with(retention);
+            let mut fold = Fold::new(cache_bytes, retention);
+            let mut answers = Vec::new();
+            for (offset, event) in log.iter().enumerate() {
+                answers.push(changed(
+                    fold.apply(&store, 0, offset as i64, event, Mode::Quiet)
+                        .unwrap(),
+                ));
+                if (offset + 1) % write_every == 0 {
+                    fold.write(&store).unwrap();
+                }
+            }
+            fold.write(&store).unwrap();
+            (dir, store.digest(0).unwrap(), answers)
+        };
+        let (_a, big, big_answers) = run(PLENTY, log.len());
+        let (_b, tiny, tiny_answers) = run(1, 7);
+        assert_eq!(big, tiny);
+        assert_eq!(big_answers, tiny_answers);
+        // 400 events once each; the copies right after are dropped; the 270 copies 5 hours
+        // later are past the 2-hour window and folded again.
+        assert_eq!(big_answers.iter().filter(|c| **c).count(), 400 + 270);
+    }
+
+    fn store_with(retention: Retention) -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let mut fold = Fold::new(1);
-        let (a, b) = (level("S-A", 1, 5), level("S-B", 1, 5));
-        fold.apply(&store, 0, 0, &a, Mode::Quiet).unwrap();
-        fold.apply(&store, 0, 1, &b, Mode::Quiet).unwrap();
-        fold.write(&store).unwrap();
-        // The cache holds one entity: one of the two came back from sled, ids and all.
-        assert!(!changed(fold.apply(&store, 0, 2, &a, Mode::Quiet).unwrap()));
-        assert!(!changed(fold.apply(&store, 0, 2, &b, Mode::Quiet).unwrap()));
-        assert_eq!(
-            fold.entity(0, &EntityKey::Stock("S-A".into())),
-            store
-                .load(0, &EntityKey::Stock("S-A".into()))
-                .unwrap()
-                .as_ref()
+        store.bind("t.order-events", retention).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn an_event_for_an_order_past_its_retention_starts_a_new_order() {
+        use orderflow_domain::{Address, EventBody, OrderPlaced};
+        let retention = Retention {
+            dedup_window_ms: HOUR,
+            closed_order_ms: 24 * HOUR,
+        };
+        let (_dir, store) = store_with(retention);
+        let key: EntityKey = "tmall:T1".parse().unwrap();
+        let at = |hours: i64| DateTime::UNIX_EPOCH + Duration::hours(hours);
+        let fact = |hours: i64, body: EventBody| {
+            Event::fact(key.clone(), at(hours), Source::origin("test"), body)
+        };
+        let placed = fact(
+            0,
+            EventBody::OrderPlaced(OrderPlaced {
+                buyer_id: "b".into(),
+                phone: "13800138000".into(),
+                address: Address {
+                    province: "浙江省".into(),
+                    city: "杭州市".into(),
+                    district: "西湖区".into(),
+                    detail: "文三路 1 号".into(),
+                },
+                lines: vec![],
+                discount_fen: 0,
+                shipping_fen: 0,
+                total_fen: 1,
+                payment_method: "alipay".into(),
+                coupon_type: None,
+                invoice: None,
+            }),
         );
+        let cancelled = fact(1, EventBody::OrderCancelled { reason: None });
+        let mut fold = Fold::new(PLENTY, retention);
+        fold.apply(&store, 0, 0, &placed, Mode::Quiet).unwrap();
+        fold.apply(&store, 0, 1, &cancelled, Mode::Quiet).unwrap();
+        fold.write(&store).unwrap();
+        // A day of event time passes on the partition (another sku's snapshot).
+        let later = Event::stock_level("S-1", "WH-HZ", 1, at(26), Source::origin("in.inventory"));
+        fold.apply(&store, 0, 2, &later, Mode::Quiet).unwrap();
+        fold.write(&store).unwrap();
+        assert_eq!(store.load(0, &key).unwrap(), None, "evicted from the store");
+        // The copy of the placement folds into a new order, as the first event of it.
+        assert!(changed(
+            fold.apply(&store, 0, 3, &placed, Mode::Quiet).unwrap()
+        ));
+        assert_eq!(fold.entity(0, &key).map(Entity::version), Some(1));
     }
 }
+
+// --- log evolution (issue 13) ---
+#[cfg(test)]
+mod decode_tests {
+    use orderflow_domain::Source;
+
+    use super::*;
+
+    fn level() -> Event {
+        Event::stock_level(
+            "S-1",
+            "WH-HZ",
+            5,
+            chrono::DateTime::UNIX_EPOCH,
+            Source::origin("in.inventory"),
+        )
+    }
+
+    /// A valid record as JSON, changed by `edit`.
+    fn record(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let mut value = serde_json::to_value(level()).unwrap();
+        edit(&mut value);
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn a_newer_layout_or_event_type_is_not_understood_and_garbage_is_invalid() {
+        assert_eq!(decode_log_record(&record(|_| {})).unwrap(), level());
+        let newer = decode_log_record(&record(|v| v["schema_version"] = 2.into()));
+        assert!(
+            matches!(&newer, Err(LogRecordError::NotUnderstood(why)) if why.contains("schema_version 2")),
+            "{newer:?}"
+        );
+        // A newer layout is not read further: its body may be anything.
+        let newer_body = decode_log_record(&record(|v| {
+            v["schema_version"] = 7.into();
+            v["body"] = serde_json::json!({"shape": "new"});
+        }));
+        assert!(matches!(newer_body, Err(LogRecordError::NotUnderstood(_))));
+        let kind = decode_log_record(&record(|v| v["body"]["type"] = "order_teleported".into()));
+        let not_a_type = decode_log_record(&record(|v| v["body"]["type"] = "13800138000".into()));
+        assert!(
+            matches!(not_a_type, Err(LogRecordError::Invalid(_))),
+            "{not_a_type:?}"
+        );
+        assert!(
+            matches!(&kind, Err(LogRecordError::NotUnderstood(why)) if why.contains("order_teleported")),
+            "{kind:?}"
+        );
+        // A known type with a wrong field, bytes that are no JSON, a layout never written.
+        let phone = "13800138000";
+        let wrong_field = decode_log_record(&record(|v| v["body"]["on_hand"] = phone.into()));
+        let garbage = decode_log_record(b"{not an event");
+        let zero = decode_log_record(&record(|v| v["schema_version"] = 0.into()));
+        for invalid in [&wrong_field, &garbage, &zero] {
+            assert!(
+                matches!(invalid, Err(LogRecordError::Invalid(_))),
+                "{invalid:?}"
+            );
+        }
+        // The reason says what is wrong, never a value (it may be personal data).
+        let reason = wrong_field.unwrap_err().to_string();
+        assert!(
+            reason.contains("does not fit") && !reason.contains(phone),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn skips_are_read_from_a_list_or_a_comma_separated_string() {
+        let list: LogSkips = serde_json::from_str(r#"["3@1042", "0@0"]"#).unwrap();
+        let text: LogSkips = serde_json::from_str(r#"" 3@1042, 0@0 ""#).unwrap();
+        assert_eq!(list, text);
+        assert!(list.contains(3, 1042) && list.contains(0, 0) && !list.contains(3, 1041));
+        assert_eq!(serde_json::to_string(&list).unwrap(), r#"["0@0","3@1042"]"#);
+        for bad in [r#""3""#, r#""3@x""#, r#"["-1@4"]"#] {
+            let error = serde_json::from_str::<LogSkips>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("partition@offset"), "{bad}: {error}");
+        }
+    }
+}
+// --- end log evolution ---

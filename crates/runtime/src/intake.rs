@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use orderflow_domain::EventId;
-use orderflow_schema::{decode, headers, InputTopic, Provenance, Rejection, RejectionKind};
+use orderflow_domain::{EventId, Timestamp};
+use orderflow_schema::{decode_within, headers, InputTopic, Provenance, Rejection, RejectionKind};
 use orderflow_store::DedupIndex;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -15,7 +15,7 @@ use tracing::{debug, info, info_span, Instrument};
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, Committed};
 use crate::kafka::{producer, Topics};
-use crate::output::{send, DeadLetter, Output, Sent};
+use crate::output::{send_guarded, DeadLetter, Dlq, Fallback, Output, Sent};
 use crate::RuntimeError;
 
 pub struct Intake {
@@ -28,9 +28,13 @@ pub struct Intake {
     /// and waiting for the next index write.
     unindexed: HashSet<EventId>,
     /// Acknowledged, to be added to the dedup index at its next write.
-    acknowledged: Vec<EventId>,
+    acknowledged: Vec<(EventId, Timestamp)>,
     /// When the index's size was last reported.
     sized: Instant,
+    /// Where rejected records go (and refused events' inputs).
+    dlq: Dlq,
+    /// The input contract's limits and clock skew every record is decoded within.
+    limits: orderflow_schema::Limits,
 }
 
 /// How often the size of the dedup index is reported.
@@ -56,7 +60,7 @@ pub async fn run(
     let name = consumer_name(input);
     let topics = Topics::new(&config.kafka.topic_prefix);
     let store_dir = config.store.dir_of(&name, instance);
-    let dedup = DedupIndex::open(&store_dir)?;
+    let dedup = DedupIndex::open(&store_dir, config.store.retention().dedup_window_ms)?;
     let mut intake = Intake {
         name: name.clone(),
         input,
@@ -68,6 +72,8 @@ pub async fn run(
         sized: Instant::now()
             .checked_sub(SIZE_EVERY)
             .unwrap_or_else(Instant::now),
+        dlq: Dlq::new(topics.dlq(), &name, config.limits.max_dead_letter_bytes),
+        limits: config.limits.clone(),
     };
     let source = topics.name(input.name());
     let group = format!("{}{name}", config.kafka.topic_prefix);
@@ -95,7 +101,7 @@ impl Intake {
     /// Adds the acknowledged event ids to the dedup index.
     fn write_index(&mut self) -> Result<(), RuntimeError> {
         self.dedup.insert_all(self.acknowledged.iter())?;
-        for event_id in self.acknowledged.drain(..) {
+        for (event_id, _) in self.acknowledged.drain(..) {
             self.unindexed.remove(&event_id);
         }
         Ok(())
@@ -104,19 +110,19 @@ impl Intake {
 
 impl BatchHandler for Intake {
     /// The events the batch appended.
-    type Done = Vec<EventId>;
+    type Done = Vec<(EventId, Timestamp)>;
 
     async fn handle<C: ConsumerContext>(
         &mut self,
         _consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
-    ) -> Result<(Sent, Vec<EventId>), RuntimeError> {
+    ) -> Result<(Sent, Vec<(EventId, Timestamp)>), RuntimeError> {
         let span = info_span!("intake_batch", consumer = %self.name, records = batch.len());
         async {
             let log_topic = self.topics.order_events();
-            let dlq_topic = self.topics.dlq();
+            // Each event with its input, dead-lettered if the log refuses the event for good.
             let mut outputs = Vec::with_capacity(batch.len());
-            let mut appended: Vec<EventId> = Vec::new();
+            let mut appended: Vec<(EventId, Timestamp)> = Vec::new();
             for message in batch {
                 let provenance = Provenance {
                     topic: message.topic().to_string(),
@@ -135,8 +141,25 @@ impl BatchHandler for Intake {
                         kind: RejectionKind::InvalidField,
                         message: "value is empty (a tombstone is not an input fact)".into(),
                     })
+                } else if payload.len() > self.limits.max_record_bytes {
+                    // Not decoded at all: parsing a huge value is the harm the limit prevents.
+                    Err(Rejection {
+                        kind: RejectionKind::RecordTooLarge,
+                        message: format!(
+                            "value is {} bytes, more than limits.max-record-bytes ({})",
+                            payload.len(),
+                            self.limits.max_record_bytes
+                        ),
+                    })
                 } else {
-                    decode(self.input, &provenance, content_type, payload)
+                    decode_within(
+                        self.input,
+                        &provenance,
+                        content_type,
+                        payload,
+                        &self.limits,
+                        Some(chrono::Utc::now()),
+                    )
                 };
                 match decoded {
                     Ok(event) => {
@@ -154,41 +177,51 @@ impl BatchHandler for Intake {
                             "consumer" => self.name.clone(), "kind" => event.body.kind()).increment(1);
                         let payload = serde_json::to_vec(&event)
                             .map_err(|error| RuntimeError::Fatal(format!("encoding an event: {error}")))?;
-                        outputs.push(Output {
-                            topic: log_topic.clone(),
-                            key: event.key.to_string().into_bytes(),
-                            payload,
-                            headers: vec![(headers::CONTENT_TYPE, headers::JSON_CONTENT_TYPE.into())],
-                        });
+                        outputs.push((
+                            Output {
+                                topic: log_topic.clone(),
+                                key: event.key.to_string().into_bytes(),
+                                payload,
+                                headers: vec![(headers::CONTENT_TYPE, headers::JSON_CONTENT_TYPE.into())],
+                            },
+                            Some(Fallback::Record {
+                                letter: DeadLetter::of(message),
+                                event_id: event.event_id.clone(),
+                            }),
+                        ));
                         self.unindexed.insert(event.event_id.clone());
-                        appended.push(event.event_id);
+                        appended.push((event.event_id, event.occurred_at));
                     }
                     Err(rejection) => {
                         info!(topic = %provenance.topic, partition = provenance.partition,
                             offset = provenance.offset, error_type = rejection.kind.as_str(),
                             reason = %rejection.message, "record dead-lettered");
-                        outputs.push(
-                            DeadLetter {
-                                dlq_topic: &dlq_topic,
-                                consumer: &self.name,
-                                source_topic: &provenance.topic,
-                                partition: provenance.partition,
-                                offset: provenance.offset,
-                                key: message.key(),
-                                payload,
-                            }
-                            .output(&rejection),
-                        );
+                        outputs.push((self.dlq.output(&DeadLetter::of(message), &rejection), None));
                     }
                 }
             }
-            Ok((send(&self.producer, &outputs).await?, appended))
+            Ok((send_guarded(&self.producer, &self.dlq, outputs).await?, appended))
         }
         .instrument(span)
         .await
     }
 
-    fn acknowledged(&mut self, appended: Vec<EventId>, _idle: bool) -> Result<(), RuntimeError> {
+    fn acknowledged(
+        &mut self,
+        mut appended: Vec<(EventId, Timestamp)>,
+        _idle: bool,
+    ) -> Result<(), RuntimeError> {
+        // Events the log refused were dead-lettered with their input: not appended, so a
+        // redriven copy must not be dropped as a duplicate.
+        let refused = self
+            .dlq
+            .take_refused(appended.iter().map(|(event_id, _)| event_id));
+        if !refused.is_empty() {
+            appended.retain(|(event_id, _)| !refused.contains(event_id));
+            for event_id in &refused {
+                self.unindexed.remove(event_id);
+            }
+        }
         // Indexed only once the log has them; a crash before the index write lets a
         // redelivery append them again, and the fold drops the copies.
         self.acknowledged.extend(appended);

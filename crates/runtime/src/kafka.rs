@@ -51,6 +51,12 @@ impl Topics {
         self.name("dlq")
     }
 
+    /// Which dead letters `orderflow dlq redrive` sent back: one record per dead letter, keyed
+    /// `{partition}/{offset}` of the `dlq` record (compacted).
+    pub fn dlq_redriven(&self) -> String {
+        self.name("dlq.redriven")
+    }
+
     pub fn notifications(&self) -> String {
         self.name("notifications")
     }
@@ -89,6 +95,11 @@ impl Topics {
             plain("warehouse-routing"),
             plain("notifications"),
             (self.dlq(), vec![("retention.ms", "-1")]),
+            // The latest marker per dead letter is all a redrive needs, kept as long as the dlq.
+            (
+                self.dlq_redriven(),
+                vec![("cleanup.policy", "compact"), ("retention.ms", "-1")],
+            ),
             // The latest record per key is the answer; kept a week (the gateway replays a
             // stored response for `gateway.idempotency-ttl-secs`, at most that long), and never
             // compacted while a claim on it can still be in flight.
@@ -120,7 +131,7 @@ pub const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("acks", "an output counts as durable only once every in-sync replica has it (acks=all)"),
     ("partitioner", "keys must land where Kafka's Java clients put them (murmur2_random), so one order's events share a partition"),
     ("transactional.id", "orderflow uses no transactions: event ids make every output count once"),
-    ("message.timeout.ms", "set it with kafka.message-timeout-ms"),
+    ("message.timeout.ms", "set it with kafka.outage-limit-secs or kafka.message-timeout-ms"),
 ];
 
 /// Refuses a `[kafka.*]` table that sets one of orderflow's own properties or something
@@ -214,8 +225,16 @@ pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
-        .set("message.timeout.ms", kafka.message_timeout_ms.to_string());
+        .set("message.timeout.ms", message_timeout_ms(kafka).to_string());
     config
+}
+
+/// How long librdkafka retries a produce: `kafka.message-timeout-ms`, else the outage limit,
+/// so a producer rides out a broker outage up to the bound and no longer.
+pub fn message_timeout_ms(kafka: &KafkaConfig) -> u64 {
+    kafka
+        .message_timeout_ms
+        .map_or(u64::from(kafka.outage_limit_secs) * 1_000, u64::from)
 }
 
 pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, RuntimeError> {
@@ -259,6 +278,9 @@ pub struct Watch {
     /// The connection check's: it reports a refusal itself (its one line) and what it waits
     /// for, so nothing is logged here.
     refusals_reported_by_caller: bool,
+    /// Since when no broker has been reachable (all brokers down, or no broker `UP` in the
+    /// statistics); `None` while one is.
+    unreachable_since: Mutex<Option<Instant>>,
 }
 
 /// How often one kind of client error is logged, at most.
@@ -275,7 +297,7 @@ impl Watch {
             }
         }
         if code == Some(RDKafkaErrorCode::AllBrokersDown) {
-            crate::telemetry::health().broker_reachable(false);
+            self.broker_reachable(false);
         }
         let kind = code.map_or_else(|| error.to_string(), |code| format!("{code:?}"));
         if self.refusals_reported_by_caller {
@@ -298,6 +320,28 @@ impl Watch {
                 logged.insert(kind, (now, 0));
             }
         }
+    }
+
+    /// Whether a broker is reachable now, for readiness and for [`Watch::unreachable_for`].
+    pub fn broker_reachable(&self, reachable: bool) {
+        crate::telemetry::health().broker_reachable(reachable);
+        let mut since = self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if reachable {
+            *since = None;
+        } else {
+            since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// How long no broker has been reachable, if none is.
+    pub fn unreachable_for(&self) -> Option<Duration> {
+        self.unreachable_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|since| since.elapsed())
     }
 
     /// The first refused login or failed TLS handshake, as a sentence.
@@ -424,6 +468,21 @@ pub async fn check_connection(kafka: &KafkaConfig) -> Result<(), RuntimeError> {
                 )))
             }
         }
+    }
+}
+
+/// [`check_connection`] bounded by `kafka.connect-timeout-secs`, for a command that has an
+/// operator waiting: no broker answering within it is one sentence naming the brokers.
+pub async fn check_connection_within(kafka: &KafkaConfig) -> Result<(), RuntimeError> {
+    let limit = Duration::from_secs(u64::from(kafka.connect_timeout_secs));
+    match tokio::time::timeout(limit, check_connection(kafka)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(RuntimeError::Fatal(format!(
+            "no Kafka broker answered at {} within {} s (kafka.connect-timeout-secs); is \
+             ORDERFLOW_BROKERS (kafka.brokers) right, and is the broker running?",
+            kafka.brokers,
+            limit.as_secs()
+        ))),
     }
 }
 
@@ -573,9 +632,10 @@ pub async fn check_topics(
 ) -> Result<Vec<(String, TopicDifference)>, RuntimeError> {
     let admin = admin(kafka)?;
     let wanted = topic_specs(kafka, topics);
-    let metadata = with_retries("reading topic metadata", || {
-        admin.inner().fetch_metadata(None, Duration::from_secs(10))
-    })?;
+    let metadata = with_retries("reading topic metadata", COMMAND_RETRY_LIMIT, || {
+        admin.inner().fetch_metadata(None, ATTEMPT_TIMEOUT)
+    })
+    .await?;
     let mut found = Vec::new();
     let mut existing = Vec::new();
     for spec in &wanted {
@@ -683,21 +743,27 @@ pub fn header<'a>(
 /// Partition → offset, as kept per batch.
 pub type Offsets = HashMap<(String, i32), i64>;
 
-/// Retries a blocking broker call with exponential backoff while its error is transient
-/// (leader moving, coordinator loading, broker restarting), for at most 30 s; a permanent
-/// error stops at once.
-pub fn with_retries<T>(
+/// How long one attempt of a blocking broker call ([`with_retries`]) may hold its thread: a
+/// short wait, retried, instead of one long block of an async worker.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Retries a blocking broker call (committed offsets, watermarks, metadata; each attempt
+/// bounded by [`ATTEMPT_TIMEOUT`]) with exponential backoff while its error is transient
+/// (leader moving, coordinator loading, broker restarting), for at most `limit`; a permanent
+/// error stops at once. The waits between attempts are async: they never hold a tokio worker.
+pub async fn with_retries<T>(
     context: &str,
+    limit: Duration,
     mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>,
 ) -> Result<T, RuntimeError> {
     let policy = backoff::ExponentialBackoff {
         initial_interval: Duration::from_millis(50),
         max_interval: Duration::from_secs(2),
-        max_elapsed_time: Some(Duration::from_secs(30)),
+        max_elapsed_time: Some(limit),
         ..backoff::ExponentialBackoff::default()
     };
-    backoff::retry(policy, || {
-        call().map_err(|source| {
+    backoff::future::retry(policy, || {
+        let attempt = call().map_err(|source| {
             let error = RuntimeError::Kafka {
                 context: context.to_string(),
                 source,
@@ -707,9 +773,11 @@ pub fn with_retries<T>(
             } else {
                 backoff::Error::permanent(error)
             }
-        })
+        });
+        std::future::ready(attempt)
     })
-    .map_err(|error| match error {
-        backoff::Error::Permanent(error) | backoff::Error::Transient { err: error, .. } => error,
-    })
+    .await
 }
+
+/// How long the operator commands retry a broker call before they give up.
+pub const COMMAND_RETRY_LIMIT: Duration = Duration::from_secs(30);

@@ -13,7 +13,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
-use crate::kafka::{consumer_config, with_retries};
+use crate::kafka::{consumer_config, with_retries, ATTEMPT_TIMEOUT, COMMAND_RETRY_LIMIT};
 use crate::RuntimeError;
 
 /// Where to stop.
@@ -46,9 +46,12 @@ pub async fn read_topic(
         .set("fetch.queue.backoff.ms", "10")
         .create()
         .map_err(RuntimeError::kafka("creating log reader"))?;
-    let metadata = with_retries(&format!("reading metadata of {topic}"), || {
-        consumer.fetch_metadata(Some(topic), Duration::from_secs(10))
-    })?;
+    let metadata = with_retries(
+        &format!("reading metadata of {topic}"),
+        COMMAND_RETRY_LIMIT,
+        || consumer.fetch_metadata(Some(topic), ATTEMPT_TIMEOUT),
+    )
+    .await?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -64,9 +67,12 @@ pub async fn read_topic(
     let quiet = match &until {
         Until::End { quiet } => {
             for partition in &partitions {
-                let (_, high) = with_retries(&format!("reading watermarks of {topic}"), || {
-                    consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10))
-                })?;
+                let (_, high) = with_retries(
+                    &format!("reading watermarks of {topic}"),
+                    COMMAND_RETRY_LIMIT,
+                    || consumer.fetch_watermarks(topic, *partition, ATTEMPT_TIMEOUT),
+                )
+                .await?;
                 goal.insert(*partition, high);
             }
             Some(*quiet)

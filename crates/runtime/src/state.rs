@@ -32,10 +32,11 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
-use crate::fold::{decode_log_record, Applied, Fold};
-use crate::kafka::{producer, with_retries, Topics};
-use crate::output::{deliver, send, DeadLetter, Output, Sent};
+use crate::fold::{decode_log_record, Applied, Fold, LogRecordError, LogSkips};
+use crate::kafka::{producer, with_retries, Topics, ATTEMPT_TIMEOUT};
+use crate::output::{deliver, send_guarded, DeadLetter, Dlq, Output, Sent};
 use crate::rules::{Clock, RulesSource};
+use crate::telemetry::health;
 use crate::RuntimeError;
 
 pub const CONSUMER_NAME: &str = "orderflow-state";
@@ -58,10 +59,14 @@ impl StartPosition for StoreStart {
 pub struct StateConsumer {
     topics: Topics,
     producer: FutureProducer,
+    /// Unreadable log records, and outputs the broker refuses for good (dead letters, H1).
+    dlq: Dlq,
     store: Arc<SledStore>,
     rules: RulesSource,
     clock: Clock,
     tick_every: Duration,
+    /// How long a broker call is retried before the consumer stops (`kafka.outage-limit-secs`).
+    outage_limit: Duration,
     generation: Arc<AtomicU64>,
     seen_generation: u64,
     /// Per partition, the group's committed offset when it was assigned: below it, quiet.
@@ -75,7 +80,6 @@ pub struct StateConsumer {
     /// The folded state: written to the store every [`WRITE_EVERY`], kept in memory between.
     fold: Fold,
     written: Instant,
-    cache_entities: usize,
     /// When the store's size was last reported.
     sized: Instant,
     /// Per live partition, the open exceptions (owner, level) of each order that has any:
@@ -83,6 +87,13 @@ pub struct StateConsumer {
     open_exceptions: BTreeMap<i32, HashMap<EntityKey, Vec<(Owner, Level)>>>,
     /// (owner, level) pairs ever reported, so one that drops to none reads 0, not stale.
     exception_gauges: BTreeSet<(Owner, Level)>,
+    // --- log evolution (issue 13) ---
+    /// Per partition stopped at a record this build can't read, that record's offset: nothing
+    /// of the partition from it on is folded, and no offset past it is stored or committed.
+    stalled: BTreeMap<i32, i64>,
+    /// Unreadable records an operator chose to pass over (`consumer.skip-log-records`).
+    skips: LogSkips,
+    // --- end log evolution ---
 }
 
 /// How often the store's size is reported.
@@ -106,7 +117,7 @@ pub async fn run(
     let topics = Topics::new(&config.kafka.topic_prefix);
     let dir = store_dir(config, instance);
     let store = Arc::new(SledStore::open(&dir)?);
-    store.bind(&topics.order_events())?;
+    store.bind(&topics.order_events(), config.store.retention())?;
     let group = format!("{}{CONSUMER_NAME}", config.kafka.topic_prefix);
     let (consumer, generation) = consumer::subscribe_member(
         config,
@@ -117,24 +128,31 @@ pub async fn run(
         StoreStart(Arc::clone(&store)),
     )?;
     let mut state = StateConsumer {
+        dlq: Dlq::new(
+            topics.dlq(),
+            CONSUMER_NAME,
+            config.limits.max_dead_letter_bytes,
+        ),
         topics,
         producer: producer(&config.kafka)?,
         store,
         rules: RulesSource::open(config)?,
         clock: Clock::from_config(config),
         tick_every: Duration::from_millis(config.timers.tick_ms),
+        outage_limit: config.kafka.outage_limit(),
         generation,
         seen_generation: 0,
         live_from: HashMap::new(),
         in_flight: HashSet::new(),
         next_due: HashMap::new(),
-        fold: Fold::new(config.consumer.cache_entities),
+        fold: Fold::new(config.consumer.cache_bytes(), config.store.retention()),
         written: Instant::now(),
-        cache_entities: config.consumer.cache_entities,
         sized: Instant::now()
             .checked_sub(SIZE_EVERY)
             .unwrap_or_else(Instant::now),
         open_exceptions: BTreeMap::new(),
+        stalled: BTreeMap::new(),
+        skips: config.consumer.skip_log_records.clone(),
         exception_gauges: BTreeSet::new(),
     };
     state.clock.now()?;
@@ -154,7 +172,7 @@ pub async fn run(
 
 impl StateConsumer {
     /// Learns the committed offset of partitions new to this assignment.
-    fn refresh_live_from<C: ConsumerContext>(
+    async fn refresh_live_from<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
         partitions: impl Iterator<Item = i32>,
@@ -177,9 +195,10 @@ impl StateConsumer {
         for partition in &unknown {
             tpl.add_partition(&log_topic, *partition);
         }
-        let committed = with_retries("reading committed offsets", || {
-            consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
-        })?;
+        let committed = with_retries("reading committed offsets", self.outage_limit, || {
+            consumer.committed_offsets(tpl.clone(), ATTEMPT_TIMEOUT)
+        })
+        .await?;
         for element in committed.elements() {
             let offset = match element.offset() {
                 Offset::Offset(offset) => offset,
@@ -262,6 +281,9 @@ impl StateConsumer {
             self.sized = Instant::now();
             metrics::gauge!(crate::telemetry::STORE_SIZE.name, "consumer" => CONSUMER_NAME)
                 .set(self.store.size_on_disk() as f64);
+            let (entities, bytes) = self.fold.cached();
+            metrics::gauge!(crate::telemetry::ENTITY_CACHE_ENTITIES.name).set(entities as f64);
+            metrics::gauge!(crate::telemetry::ENTITY_CACHE_BYTES.name).set(bytes as f64);
         }
     }
 
@@ -336,21 +358,22 @@ impl StateConsumer {
     }
 
     /// Whether the local store has folded every record the log partition holds now.
-    fn folded_to_end<C: ConsumerContext>(
+    async fn folded_to_end<C: ConsumerContext>(
         &self,
         consumer: &StreamConsumer<C>,
         partition: i32,
     ) -> Result<bool, RuntimeError> {
         let topic = self.topics.order_events();
-        let (_, high) = with_retries("reading the log's end", || {
-            consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
-        })?;
+        let (_, high) = with_retries("reading the log's end", self.outage_limit, || {
+            consumer.fetch_watermarks(&topic, partition, ATTEMPT_TIMEOUT)
+        })
+        .await?;
         Ok(self.store.checkpoint(partition)?.unwrap_or(0) >= high)
     }
 
     /// Partitions assigned to this instance whose local state has caught up with what was
     /// already published: only there may a timer fire.
-    fn live_partitions<C: ConsumerContext>(
+    async fn live_partitions<C: ConsumerContext>(
         &mut self,
         consumer: &StreamConsumer<C>,
     ) -> Result<Vec<i32>, RuntimeError> {
@@ -362,7 +385,8 @@ impl StateConsumer {
             .iter()
             .map(|element| element.partition())
             .collect();
-        self.refresh_live_from(consumer, assigned.iter().copied())?;
+        self.refresh_live_from(consumer, assigned.iter().copied())
+            .await?;
         let mut live = Vec::new();
         let log_topic = self.topics.order_events();
         for partition in assigned {
@@ -396,7 +420,7 @@ impl BatchHandler for StateConsumer {
         let now = self.clock.now()?;
         let mut outputs = Vec::new();
         let mut scheduled = 0_usize;
-        let live = self.live_partitions(consumer)?;
+        let live = self.live_partitions(consumer).await?;
         self.open_exceptions
             .retain(|partition, _| live.contains(partition));
         for partition in &live {
@@ -429,7 +453,7 @@ impl BatchHandler for StateConsumer {
             // Fire only on state folded to the end of the log: a payment already appended but
             // not folded yet must win over the timeout, and a timer appended before a restart
             // must be read back before it could be taken again.
-            if due.is_empty() || !self.folded_to_end(consumer, partition)? {
+            if due.is_empty() || !self.folded_to_end(consumer, partition).await? {
                 continue;
             }
             for order in &due {
@@ -450,7 +474,9 @@ impl BatchHandler for StateConsumer {
         consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
     ) -> Result<(Sent, ()), RuntimeError> {
-        self.refresh_live_from(consumer, batch.iter().map(|message| message.partition()))?;
+        self.refresh_live_from(consumer, batch.iter().map(|message| message.partition()))
+            .await?;
+        self.forget_stalls_of_revoked(consumer)?;
         let now = self.clock.now()?;
         let span = info_span!(
             "state_batch",
@@ -458,8 +484,11 @@ impl BatchHandler for StateConsumer {
             records = batch.len()
         );
         async {
-            let dlq_topic = self.topics.dlq();
             let mut outputs = Vec::new();
+            // (H1) Where each output was made: (its index, the log record's partition and
+            // offset), so one the broker refuses is dead-lettered with that provenance.
+            let mut made_at: Vec<(usize, i32, i64)> = Vec::new();
+            let mut snapshot_made_at: HashMap<(i32, EntityKey), i64> = HashMap::new();
             // Per order touched live: the events folded since its last snapshot, so a reader can tell
             // which facts a snapshot reflects (end-to-end latency is measured with it).
             // With each id, when its record was appended to the log (ms): how long a change took
@@ -468,29 +497,32 @@ impl BatchHandler for StateConsumer {
             let store = Arc::clone(&self.store);
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
+                made_at.push((outputs.len(), partition, offset));
                 let live = offset >= self.live_from.get(&partition).copied().unwrap_or(0);
+                // --- log evolution (issue 13) ---
+                if self.stalled.get(&partition).is_some_and(|at| offset > *at) {
+                    // Fetched before the partition was paused: read again once it resumes.
+                    continue;
+                }
                 let event = match decode_log_record(message.payload().unwrap_or_default()) {
                     Ok(event) => event,
-                    Err(reason) => {
-                        warn!(topic = message.topic(), partition, offset, %reason, "unreadable order event dead-lettered");
+                    Err(error) if self.skips.contains(partition, offset) => {
+                        warn!(topic = message.topic(), partition, offset, %error,
+                            "unreadable order event skipped as consumer.skip-log-records says, and dead-lettered");
+                        // Below the committed offset it was dead-lettered when it was skipped.
                         if live {
-                            outputs.push(
-                                DeadLetter {
-                                    dlq_topic: &dlq_topic,
-                                    consumer: CONSUMER_NAME,
-                                    source_topic: message.topic(),
-                                    partition,
-                                    offset,
-                                    key: message.key(),
-                                    payload: message.payload().unwrap_or_default(),
-                                }
-                                .output(&Rejection { kind: RejectionKind::UnreadableLogRecord, message: reason }),
-                            );
+                            let rejection = Rejection { kind: RejectionKind::UnreadableLogRecord, message: error.to_string() };
+                            outputs.push(self.dlq.output(&DeadLetter::of(message), &rejection));
                         }
                         self.fold.skip(partition, offset);
                         continue;
                     }
+                    Err(error) => {
+                        self.stall(consumer, message, &error);
+                        continue;
+                    }
                 };
+                // --- end log evolution ---
                 self.in_flight.remove(&event.event_id);
                 let mode = if live {
                     Mode::Live { rules: self.rules.current(), now, decider: CONSUMER_NAME }
@@ -515,6 +547,7 @@ impl BatchHandler for StateConsumer {
                 if matches!(event.key, EntityKey::Order(_)) {
                     let appended_ms = message.timestamp().to_millis().unwrap_or(0);
                     snapshots.entry((partition, event.key.clone())).or_default().push((event.event_id.to_string(), appended_ms));
+                    snapshot_made_at.insert((partition, event.key.clone()), offset);
                 }
                 for effect in &step.effects {
                     self.publish(effect, &mut outputs)?;
@@ -525,6 +558,8 @@ impl BatchHandler for StateConsumer {
                 if let Some(Entity::Order(order)) = self.fold.entity(*partition, key) {
                     let event_ids: Vec<&str> = reflected.iter().map(|(id, _)| id.as_str()).collect();
                     let event_times: Vec<String> = reflected.iter().map(|(_, ms)| ms.to_string()).collect();
+                    let made = snapshot_made_at.get(&(*partition, key.clone())).copied().unwrap_or_default();
+                    made_at.push((outputs.len(), *partition, made));
                     outputs.push(Output {
                         topic: self.topics.order_state(),
                         key: key.to_string().into_bytes(),
@@ -537,14 +572,19 @@ impl BatchHandler for StateConsumer {
                     });
                 }
             }
-            Ok((send(&self.producer, &outputs).await?, ()))
+            let outputs = self.dlq.made_from(outputs, &self.topics.order_events(), &made_at);
+            Ok((send_guarded(&self.producer, &self.dlq, outputs).await?, ()))
         }
         .instrument(span)
         .await
     }
 
     fn wants_idle(&self) -> bool {
-        self.written.elapsed() >= WRITE_EVERY || self.fold.unwritten() >= self.cache_entities
+        self.written.elapsed() >= WRITE_EVERY || self.fold.full()
+    }
+
+    fn resume_at(&self, partition: i32) -> Option<i64> {
+        self.stalled.get(&partition).copied()
     }
 
     fn acknowledged(&mut self, _done: (), idle: bool) -> Result<(), RuntimeError> {
@@ -560,6 +600,56 @@ impl BatchHandler for StateConsumer {
         Ok(())
     }
 }
+
+// --- log evolution (issue 13) ---
+impl StateConsumer {
+    /// Stops `message`'s partition at it: a record this build can't read is a fact it can't
+    /// fold yet (or bytes an operator must look at), so nothing after it may be folded.
+    /// The other partitions go on; a restart with a build that reads it resumes here.
+    fn stall<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+        message: &OwnedMessage,
+        error: &LogRecordError,
+    ) {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        if self.stalled.insert(partition, offset) != Some(offset) {
+            tracing::error!(topic, partition, offset, %error,
+                "the log partition stops at a record this build can't read; nothing after it is folded until it can be");
+        }
+        health().stalled(topic, partition, Some(format!("offset {offset}: {error}")));
+        let mut paused = TopicPartitionList::new();
+        paused.add_partition(topic, partition);
+        if let Err(error) = consumer.pause(&paused) {
+            // Still stopped: what is fetched of it is left unread.
+            warn!(topic, partition, %error, "pausing the stopped partition failed");
+        }
+    }
+
+    /// Forgets the stops of partitions no longer assigned here: their new owner meets the
+    /// record itself.
+    fn forget_stalls_of_revoked<C: ConsumerContext>(
+        &mut self,
+        consumer: &StreamConsumer<C>,
+    ) -> Result<(), RuntimeError> {
+        if self.stalled.is_empty() {
+            return Ok(());
+        }
+        let assigned = consumer
+            .assignment()
+            .map_err(RuntimeError::kafka("reading the assignment"))?;
+        let topic = self.topics.order_events();
+        self.stalled.retain(|partition, _| {
+            let kept = assigned.find_partition(&topic, *partition).is_some();
+            if !kept {
+                health().stalled(&topic, *partition, None);
+            }
+            kept
+        });
+        Ok(())
+    }
+}
+// --- end log evolution ---
 
 /// The (owner, level) of each open exception of an order.
 fn open_of(order: &orderflow_domain::OrderState) -> Vec<(Owner, Level)> {

@@ -22,7 +22,14 @@ use crate::RuntimeError;
 
 /// Logs go to stderr; `RUST_LOG` narrows or widens them (default `info`).
 pub fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logs_with(format, "info");
+}
+
+/// [`init_logs`] with another filter than `info` where `RUST_LOG` is unset (the operator CLI
+/// keeps the Kafka clients' lines out of an operator's way unless asked for them).
+pub fn init_logs_with(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -171,6 +178,8 @@ struct HealthState {
     broker_reachable: bool,
     shutting_down: bool,
     last_commit_unix: Option<f64>,
+    /// Partitions stopped at a log record this build can't read, and why (issue 13).
+    stalled: BTreeMap<(String, i32), String>,
 }
 
 /// `/healthz` fails once the consumer loop hasn't turned for this long.
@@ -232,9 +241,11 @@ impl Health {
         let mut state = self.state();
         for partition in partitions {
             state.partitions.remove(partition);
+            state.stalled.remove(partition);
         }
         if all {
             state.partitions.clear();
+            state.stalled.clear();
             state.joined = false;
         }
     }
@@ -248,6 +259,16 @@ impl Health {
         {
             *entry = live;
         }
+    }
+
+    /// A partition stopped at a log record this build can't read (`Some(why)`), or no longer.
+    pub fn stalled(&self, topic: &str, partition: i32, why: Option<String>) {
+        let key = (topic.to_string(), partition);
+        let mut state = self.state();
+        match why {
+            Some(why) => state.stalled.insert(key, why),
+            None => state.stalled.remove(&key),
+        };
     }
 
     pub fn broker_reachable(&self, reachable: bool) {
@@ -303,6 +324,17 @@ impl Health {
         if !state.joined {
             return (false, "not ready: joining the consumer group".into());
         }
+        if !state.stalled.is_empty() {
+            let stalled: Vec<String> = state
+                .stalled
+                .iter()
+                .map(|((topic, partition), why)| format!("{topic}[{partition}] at {why}"))
+                .collect();
+            return (
+                false,
+                format!("not ready: stopped at a log record: {}", stalled.join("; ")),
+            );
+        }
         let rebuilding: Vec<String> = state
             .partitions
             .iter()
@@ -336,6 +368,10 @@ impl Health {
             metrics::gauge!(crate::telemetry::PARTITION_LIVE.name, "consumer" => consumer.clone(),
                 "topic" => topic.clone(), "partition" => partition.to_string())
             .set(if *live { 1.0 } else { 0.0 });
+            let stalled = state.stalled.contains_key(&(topic.clone(), *partition));
+            metrics::gauge!(crate::telemetry::LOG_PARTITION_STALLED.name, "consumer" => consumer.clone(),
+                "topic" => topic.clone(), "partition" => partition.to_string())
+            .set(if stalled { 1.0 } else { 0.0 });
         }
         if let Some(at) = state.last_commit_unix {
             metrics::gauge!(crate::telemetry::LAST_COMMIT.name, "consumer" => consumer).set(at);
@@ -496,6 +532,13 @@ pub const PARTITION_LIVE: MetricDef = MetricDef {
     help: "Per assigned partition: 1 when live, 0 while the state consumer rebuilds its state up to what was already published (catch-up).",
 };
 
+pub const LOG_PARTITION_STALLED: MetricDef = MetricDef {
+    name: "orderflow_log_partition_stalled",
+    kind: MetricKind::Gauge,
+    labels: &["consumer", "topic", "partition"],
+    help: "Per assigned partition: 1 while it is stopped at a log record this build can't read (a newer layout or event type, or invalid bytes), else 0; /readyz says which record.",
+};
+
 pub const REBALANCES: MetricDef = MetricDef {
     name: "orderflow_rebalances_total",
     kind: MetricKind::Counter,
@@ -536,6 +579,20 @@ pub const OPEN_EXCEPTIONS: MetricDef = MetricDef {
     kind: MetricKind::Gauge,
     labels: &["owner", "level"],
     help: "Open exceptions on the orders of this state consumer's live partitions, by owner and level (L3: the risk committee).",
+};
+
+pub const ENTITY_CACHE_ENTITIES: MetricDef = MetricDef {
+    name: "orderflow_entity_cache_entities",
+    kind: MetricKind::Gauge,
+    labels: &[],
+    help: "Entities orderflow-state keeps in memory between batches.",
+};
+
+pub const ENTITY_CACHE_BYTES: MetricDef = MetricDef {
+    name: "orderflow_entity_cache_bytes",
+    kind: MetricKind::Gauge,
+    labels: &[],
+    help: "Approximate memory of those entities (encoded size plus overhead), at most consumer.cache-bytes.",
 };
 
 pub const STORE_SIZE: MetricDef = MetricDef {
@@ -602,12 +659,15 @@ pub const ALL: &[MetricDef] = &[
     CONSUMER_LAG,
     ASSIGNED_PARTITIONS,
     PARTITION_LIVE,
+    LOG_PARTITION_STALLED,
     REBALANCES,
     READY,
     LAST_COMMIT,
     TIMERS_SCHEDULED,
     TIMERS_OVERDUE,
     OPEN_EXCEPTIONS,
+    ENTITY_CACHE_ENTITIES,
+    ENTITY_CACHE_BYTES,
     STORE_SIZE,
     GATEWAY_REQUESTS,
     GATEWAY_REQUEST_DURATION,
@@ -802,3 +862,48 @@ mod tests {
             .contains("| `orderflow_dlq_records_total` | counter | `consumer`, `error_type` | "));
     }
 }
+
+// --- log evolution (issue 13) ---
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_partition_is_not_ready_until_it_resumes_or_moves_away() {
+        let health = Health::new();
+        health.broker_reachable(true);
+        health.member_of_group("orderflow-state");
+        let log = |p: i32| ("orderflow.order-events".to_string(), p);
+        health.assigned(&[log(0), log(1)], true);
+        health.stalled(
+            "orderflow.order-events",
+            1,
+            Some("offset 7: layout 2".into()),
+        );
+        assert_eq!(
+            health.readiness(),
+            (
+                false,
+                "not ready: stopped at a log record: orderflow.order-events[1] at offset 7: layout 2"
+                    .into()
+            )
+        );
+        health.stalled("orderflow.order-events", 1, None);
+        assert_eq!(
+            health.readiness(),
+            (true, "ready: 2 partitions live".into())
+        );
+        // Its new owner meets the record itself.
+        health.stalled(
+            "orderflow.order-events",
+            0,
+            Some("offset 3: garbage".into()),
+        );
+        health.revoked(&[log(0)], false);
+        assert_eq!(
+            health.readiness(),
+            (true, "ready: 1 partitions live".into())
+        );
+    }
+}
+// --- end log evolution ---

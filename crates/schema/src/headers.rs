@@ -20,14 +20,32 @@ pub const NOTIFICATION_ID: &str = "orderflow.notification-id";
 /// `warehouse-routing`: the routing id a WMS echoes in `warehouse_accepted`.
 pub const ROUTING_ID: &str = "orderflow.routing-id";
 
-/// Headers of a dead letter: Kafka Connect's names, so existing DLQ tooling reads them.
+/// Headers of a dead letter: Kafka Connect's names, so existing DLQ tooling reads them, and
+/// orderflow's own under `__orderflow.errors.`. The record's key is the original record's key.
 pub mod dlq {
+    /// The topic the failed record was read from (full name, prefix included).
     pub const TOPIC: &str = "__connect.errors.topic";
     pub const PARTITION: &str = "__connect.errors.partition";
     pub const OFFSET: &str = "__connect.errors.offset";
+    /// The error kind (`invalid_field`, `record_too_large`, ...).
     pub const CLASS: &str = "__connect.errors.exception.class.name";
+    /// One sentence: what is wrong.
     pub const MESSAGE: &str = "__connect.errors.exception.message";
+    /// The consumer that dead-lettered it.
     pub const CONNECTOR: &str = "__connect.errors.connector.name";
+    /// The original key bytes (also the dead letter's own key); absent without one.
     pub const ORIGINAL_KEY: &str = "__orderflow.errors.original.key";
     pub const FAILED_AT: &str = "__orderflow.errors.failed_at";
+    /// The original value's size in bytes, as a decimal string.
+    pub const ORIGINAL_SIZE: &str = "__orderflow.errors.original.size";
+    /// SHA-256 of the original value, 64 lowercase hex digits.
+    pub const ORIGINAL_SHA256: &str = "__orderflow.errors.original.sha256";
+    /// The original record's `content-type`, when it had one (a redrive sends it back).
+    pub const ORIGINAL_CONTENT_TYPE: &str = "__orderflow.errors.original.content-type";
+    /// `true` when the value (or a key over 1 KiB) was cut to fit the DLQ, else `false`.
+    pub const TRUNCATED: &str = "__orderflow.errors.truncated";
+    /// `output_refused` only: the topic the refused record was meant for.
+    pub const OUTPUT_TOPIC: &str = "__orderflow.errors.output.topic";
+    /// On a redriven record: the dead letter it came from, `{dlq topic}/{partition}/{offset}`.
+    pub const REDRIVEN_FROM: &str = "__orderflow.redriven.from";
 }

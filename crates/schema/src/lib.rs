@@ -9,15 +9,18 @@
 //! validation: one set of rules, one set of messages.
 
 pub mod headers;
+mod limits;
 pub mod output;
 mod proto;
 mod validate;
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
 use orderflow_domain::Event;
 
-pub use validate::{MAX_ACTION_ID_CHARS, MAX_LINES, MAX_NOTE_CHARS};
+pub use limits::Limits;
+pub use validate::{MAX_ACTION_ID_CHARS, MAX_NOTE_CHARS};
 
 /// The protobuf content type; anything else is read as JSON.
 pub const PROTOBUF_CONTENT_TYPE: &str = "application/x-protobuf";
@@ -118,9 +121,25 @@ pub enum RejectionKind {
     InvalidField,
     WrongTopic,
     UnsupportedVersion,
+    /// A string is longer than its limit.
+    TextTooLong,
+    /// A list or object has more items than its limit.
+    TooManyItems,
+    /// An amount is over `limits.max-amount-fen`.
+    AmountTooLarge,
+    /// `occurred_at` is further ahead of the reader's clock than `limits.max-future-skew-secs`.
+    OccurredInFuture,
     /// A record of `order-events` the state consumer can't read back as an event: not an
     /// input record, so none of the input kinds above fits.
     UnreadableLogRecord,
+    // --- dead letters (H1) ---
+    /// An input record larger than `limits.max-record-bytes`: dead-lettered without decoding.
+    RecordTooLarge,
+    /// A record the consumer made (an event, a snapshot) that the broker refused for good
+    /// (too large, invalid): the dead letter carries the input it came from (an intake) or
+    /// the refused record itself (the state consumer).
+    OutputRefused,
+    // --- end dead letters ---
 }
 
 impl RejectionKind {
@@ -131,7 +150,13 @@ impl RejectionKind {
             RejectionKind::InvalidField => "invalid_field",
             RejectionKind::WrongTopic => "wrong_topic",
             RejectionKind::UnsupportedVersion => "unsupported_version",
+            RejectionKind::TextTooLong => "text_too_long",
+            RejectionKind::TooManyItems => "too_many_items",
+            RejectionKind::AmountTooLarge => "amount_too_large",
+            RejectionKind::OccurredInFuture => "occurred_in_future",
             RejectionKind::UnreadableLogRecord => "unreadable_log_record",
+            RejectionKind::RecordTooLarge => "record_too_large",
+            RejectionKind::OutputRefused => "output_refused",
         }
     }
 }
@@ -151,13 +176,46 @@ impl Rejection {
     }
 }
 
-/// Decodes, validates and normalises one input record into a canonical event.
+/// Decodes, validates and normalises one input record into a canonical event, within the
+/// default [`Limits`] and without a clock: for records that are not live input (the simulator's
+/// and the analytics synthesiser's). The intake uses [`decode_within`].
 pub fn decode(
     topic: InputTopic,
     provenance: &Provenance,
     content_type: Option<&[u8]>,
     payload: &[u8],
 ) -> Result<Event, Rejection> {
+    decode_within(
+        topic,
+        provenance,
+        content_type,
+        payload,
+        &Limits::default(),
+        None,
+    )
+}
+
+/// Decodes, validates and normalises one input record into a canonical event. A record over
+/// one of `limits` is rejected, and so, given the reader's clock `now`, is one whose
+/// `occurred_at` is more than `limits.max_future_skew_secs` after it.
+pub fn decode_within(
+    topic: InputTopic,
+    provenance: &Provenance,
+    content_type: Option<&[u8]>,
+    payload: &[u8],
+    limits: &Limits,
+    now: Option<DateTime<Utc>>,
+) -> Result<Event, Rejection> {
+    if payload.len() > limits.max_record_bytes {
+        return Err(Rejection::new(
+            RejectionKind::RecordTooLarge,
+            format!(
+                "value must be at most {} bytes, got {}",
+                limits.max_record_bytes,
+                payload.len()
+            ),
+        ));
+    }
     let document = if content_type == Some(PROTOBUF_CONTENT_TYPE.as_bytes()) {
         proto::to_json(payload)?
     } else {
@@ -168,7 +226,8 @@ pub fn decode(
             )
         })?
     };
-    validate::event(topic, provenance, &document)
+    validate::collections(&document, limits)?;
+    validate::event(topic, provenance, &document, limits, now)
 }
 
 /// [`decode`] for a record that is not on a topic yet: the gateway checks what it is about to
@@ -178,13 +237,15 @@ pub fn check(
     topic: InputTopic,
     content_type: Option<&[u8]>,
     payload: &[u8],
+    limits: &Limits,
+    now: DateTime<Utc>,
 ) -> Result<Event, Rejection> {
     let provenance = Provenance {
         topic: topic.name().to_string(),
         partition: -1,
         offset: -1,
     };
-    let mut event = decode(topic, &provenance, content_type, payload)?;
+    let mut event = decode_within(topic, &provenance, content_type, payload, limits, Some(now))?;
     event.source.partition = None;
     event.source.offset = None;
     Ok(event)

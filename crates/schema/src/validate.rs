@@ -1,9 +1,11 @@
 //! Field-by-field validation and normalisation of an input document.
 //!
-//! Every message names the field and what was expected, in the words of the contract:
-//! `amount_fen must be a non-negative integer, got "12.5"`.
+//! Every message names the field and the rule it breaks, in the words of the contract —
+//! `amount_fen must be an integer of at least 1, got a fractional number` — and never the
+//! value: a rejection's message goes to logs and dead-letter headers, and a value in the wrong
+//! place (an address sent as a string) is personal data.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use orderflow_domain::{
     Action, Actor, ActorRole, Address, Channel, Choice, EntityKey, Event, EventBody, EventId,
     Invoice, InvoiceKind, OrderId, OrderLine, OrderPlaced, Source,
@@ -11,10 +13,7 @@ use orderflow_domain::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::{InputTopic, Provenance, Rejection, RejectionKind};
-
-/// An order has at most this many lines.
-pub const MAX_LINES: usize = 200;
+use crate::{InputTopic, Limits, Provenance, Rejection, RejectionKind};
 
 /// Longest `action_id` of an action, in characters.
 pub const MAX_ACTION_ID_CHARS: usize = 128;
@@ -28,31 +27,74 @@ fn invalid(message: String) -> Rejection {
     Rejection::new(RejectionKind::InvalidField, message)
 }
 
-/// A value as it appears in a message: JSON, cut short if long.
-fn shown(value: &Value) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(60) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+/// What a value is, for a message that must not show the value itself.
+fn shape(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(number) if number.is_u64() => "an integer",
+        Value::Number(number) if number.is_i64() => "a negative integer",
+        Value::Number(_) => "a fractional number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
+}
+
+/// Rejects a document with a list or object of more items than the limits allow, anywhere in
+/// it (ignored fields too): `lines` may have `max_lines`, everything else `max_collection`.
+pub(crate) fn collections(document: &Value, limits: &Limits) -> Result<(), Rejection> {
+    fn walk(value: &Value, path: &str, limits: &Limits) -> Result<(), Rejection> {
+        let (items, max) = match value {
+            Value::Array(items) if path == "lines" => (items.len(), limits.max_lines),
+            Value::Array(items) => (items.len(), limits.max_collection),
+            Value::Object(map) => (map.len(), limits.max_collection),
+            _ => return Ok(()),
+        };
+        if items > max {
+            let name = if path.is_empty() { "value" } else { path };
+            return Err(Rejection::new(
+                RejectionKind::TooManyItems,
+                format!("{name} must have at most {max} items, got {items}"),
+            ));
+        }
+        match value {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(index, item)| walk(item, &format!("{path}[{index}]"), limits)),
+            Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk(item, &child, limits)
+            }),
+            _ => Ok(()),
+        }
+    }
+    walk(document, "", limits)
 }
 
 /// A JSON object with the path to it, for messages like `lines[2].qty must be …`.
 struct Fields<'a> {
     map: &'a Map<String, Value>,
     path: String,
+    limits: &'a Limits,
 }
 
 impl<'a> Fields<'a> {
-    fn root(value: &'a Value) -> Result<Fields<'a>, Rejection> {
+    fn root(value: &'a Value, limits: &'a Limits) -> Result<Fields<'a>, Rejection> {
         match value {
             Value::Object(map) => Ok(Fields {
                 map,
                 path: String::new(),
+                limits,
             }),
             other => Err(invalid(format!(
                 "value must be a JSON object, got {}",
-                shown(other)
+                shape(other)
             ))),
         }
     }
@@ -72,30 +114,36 @@ impl<'a> Fields<'a> {
     }
 
     fn string(&self, field: &str) -> Result<String, Rejection> {
+        let text = self.text(field)?;
+        if text.is_empty() {
+            return Err(invalid(format!("{} must not be empty", self.name(field))));
+        }
+        Ok(text)
+    }
+
+    /// A string that may be empty (emptiness is screened later, not rejected here), of at most
+    /// `max_text_bytes` after trimming.
+    fn text(&self, field: &str) -> Result<String, Rejection> {
         let value = self.required(field)?;
         let text = value.as_str().map(str::trim).ok_or_else(|| {
             invalid(format!(
                 "{} must be a string, got {}",
                 self.name(field),
-                shown(value)
+                shape(value)
             ))
         })?;
-        if text.is_empty() {
-            return Err(invalid(format!("{} must not be empty", self.name(field))));
+        let max = self.limits.max_text_bytes;
+        if text.len() > max {
+            return Err(Rejection::new(
+                RejectionKind::TextTooLong,
+                format!(
+                    "{} must be at most {max} bytes, got {}",
+                    self.name(field),
+                    text.len()
+                ),
+            ));
         }
         Ok(text.to_string())
-    }
-
-    /// A string that may be empty (emptiness is screened later, not rejected here).
-    fn text(&self, field: &str) -> Result<String, Rejection> {
-        let value = self.required(field)?;
-        value.as_str().map(|s| s.trim().to_string()).ok_or_else(|| {
-            invalid(format!(
-                "{} must be a string, got {}",
-                self.name(field),
-                shown(value)
-            ))
-        })
     }
 
     fn optional_string(&self, field: &str) -> Result<Option<String>, Rejection> {
@@ -114,10 +162,13 @@ impl<'a> Fields<'a> {
     fn check_length(&self, field: &str, text: &str, max: usize) -> Result<(), Rejection> {
         let chars = text.chars().count();
         if chars > max {
-            return Err(invalid(format!(
-                "{} must be at most {max} characters, got {chars}",
-                self.name(field)
-            )));
+            return Err(Rejection::new(
+                RejectionKind::TextTooLong,
+                format!(
+                    "{} must be at most {max} characters, got {chars}",
+                    self.name(field)
+                ),
+            ));
         }
         Ok(())
     }
@@ -134,8 +185,31 @@ impl<'a> Fields<'a> {
                 } else {
                     format!("an integer of at least {min}")
                 },
-                shown(value)
+                match value.as_u64() {
+                    Some(_) => "a smaller integer",
+                    None => shape(value),
+                }
             ))),
+        }
+    }
+
+    /// An amount in fen: an integer of at least `min` and at most `max_amount_fen`.
+    fn amount(&self, field: &str, min: u64) -> Result<u64, Rejection> {
+        let amount = self.integer(field, min)?;
+        let max = self.limits.max_amount_fen;
+        if amount > max {
+            return Err(Rejection::new(
+                RejectionKind::AmountTooLarge,
+                format!("{} must be at most {max} fen", self.name(field)),
+            ));
+        }
+        Ok(amount)
+    }
+
+    fn amount_or_zero(&self, field: &str) -> Result<u64, Rejection> {
+        match self.get(field) {
+            None => Ok(0),
+            Some(_) => self.amount(field, 0),
         }
     }
 
@@ -152,11 +226,12 @@ impl<'a> Fields<'a> {
             Value::Object(map) => Ok(Fields {
                 map,
                 path: format!("{}.", self.name(field)),
+                limits: self.limits,
             }),
             other => Err(invalid(format!(
                 "{} must be an object, got {}",
                 self.name(field),
-                shown(other)
+                shape(other)
             ))),
         }
     }
@@ -167,24 +242,28 @@ impl<'a> Fields<'a> {
             .map(|time| time.with_timezone(&Utc))
             .map_err(|_| {
                 invalid(format!(
-                    "{} must be an RFC 3339 timestamp with offset (e.g. 2026-11-25T10:00:00+08:00), got {raw:?}",
+                    "{} must be an RFC 3339 timestamp with offset (e.g. 2026-11-25T10:00:00+08:00)",
                     self.name(field)
                 ))
             })
     }
 }
 
+/// The event `document` states. With `now`, an `occurred_at` more than
+/// `max_future_skew_secs` after it is rejected.
 pub(crate) fn event(
     topic: InputTopic,
     provenance: &Provenance,
     document: &Value,
+    limits: &Limits,
+    now: Option<DateTime<Utc>>,
 ) -> Result<Event, Rejection> {
-    let fields = Fields::root(document)?;
+    let fields = Fields::root(document, limits)?;
     let version = fields.integer_or("schema_version", SUPPORTED_SCHEMA_VERSION)?;
     if version != SUPPORTED_SCHEMA_VERSION {
         return Err(Rejection::new(
             RejectionKind::UnsupportedVersion,
-            format!("schema_version {version} is not supported, expected 1"),
+            format!("schema_version must be {SUPPORTED_SCHEMA_VERSION}"),
         ));
     }
     let kind = fields.string("kind")?;
@@ -202,12 +281,20 @@ pub(crate) fn event(
         }
         None => {
             return Err(invalid(format!(
-                "kind must be one of {}, got {kind:?}",
+                "kind must be one of {}",
                 topic.kinds().join(", ")
             )))
         }
     }
     let occurred_at = fields.timestamp("occurred_at")?;
+    let skew = limits.max_future_skew_secs;
+    let latest = now.map(|now| now + Duration::seconds(i64::try_from(skew).unwrap_or(i64::MAX)));
+    if latest.is_some_and(|latest| occurred_at > latest) {
+        return Err(Rejection::new(
+            RejectionKind::OccurredInFuture,
+            format!("occurred_at must not be more than {skew} seconds ahead of the intake's clock"),
+        ));
+    }
     let mut source = Source {
         origin: provenance.topic.clone(),
         partition: Some(provenance.partition),
@@ -236,15 +323,14 @@ pub(crate) fn event(
 }
 
 fn order_id(fields: &Fields<'_>) -> Result<OrderId, Rejection> {
-    let channel: Channel = fields
-        .string("channel")?
-        .parse()
-        .map_err(|error| invalid(format!("channel: {error}")))?;
+    let channel: Channel = fields.string("channel")?.parse().map_err(|_| {
+        invalid("channel must be one of tmall, jd, douyin, web, miniapp, store".into())
+    })?;
     let platform_order_id = fields.string("platform_order_id")?;
     OrderId::new(channel, &platform_order_id).map_err(|_| {
-        invalid(format!(
-            "platform_order_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-', got {platform_order_id:?}"
-        ))
+        invalid(
+            "platform_order_id must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'".into(),
+        )
     })
 }
 
@@ -257,7 +343,7 @@ fn order_body(kind: &str, fields: &Fields<'_>) -> Result<EventBody, Rejection> {
         "order_completed" => EventBody::OrderCompleted,
         "payment_captured" => EventBody::PaymentCaptured {
             payment_id: fields.string("payment_id")?,
-            amount_fen: fields.integer("amount_fen", 1)?,
+            amount_fen: fields.amount("amount_fen", 1)?,
             method: fields.string("method")?,
         },
         "payment_failed" => EventBody::PaymentFailed {
@@ -266,7 +352,7 @@ fn order_body(kind: &str, fields: &Fields<'_>) -> Result<EventBody, Rejection> {
         },
         "payment_refunded" => EventBody::PaymentRefunded {
             refund_id: fields.string("refund_id")?,
-            amount_fen: fields.integer("amount_fen", 1)?,
+            amount_fen: fields.amount("amount_fen", 1)?,
             reason: fields.optional_string("reason")?,
         },
         "shipment_dispatched" => EventBody::ShipmentDispatched {
@@ -308,14 +394,10 @@ fn order_body(kind: &str, fields: &Fields<'_>) -> Result<EventBody, Rejection> {
             choice: match fields.string("choice")?.as_str() {
                 "wait" => Choice::Wait,
                 "refund" => Choice::Refund,
-                other => {
-                    return Err(invalid(format!(
-                        "choice must be \"wait\" or \"refund\", got {other:?}"
-                    )))
-                }
+                _ => return Err(invalid("choice must be \"wait\" or \"refund\"".into())),
             },
         },
-        other => return Err(invalid(format!("kind {other:?} is not an order fact"))),
+        _ => return Err(invalid("kind is not an order fact".into())),
     })
 }
 
@@ -329,10 +411,10 @@ fn action(kind: &str, fields: &Fields<'_>) -> Result<Action, Rejection> {
     let role = match actor.string("role")?.as_str() {
         "operator" => ActorRole::Operator,
         "customer" => ActorRole::Customer,
-        other => {
-            return Err(invalid(format!(
-                "actor.role must be \"operator\" or \"customer\", got {other:?}"
-            )))
+        _ => {
+            return Err(invalid(
+                "actor.role must be \"operator\" or \"customer\"".into(),
+            ))
         }
     };
     let needed = if kind == "customer_choice" {
@@ -342,9 +424,8 @@ fn action(kind: &str, fields: &Fields<'_>) -> Result<Action, Rejection> {
     };
     if role != needed {
         return Err(invalid(format!(
-            "actor.role must be {:?} for {kind}, got {:?}",
-            needed.as_str(),
-            role.as_str()
+            "actor.role must be {:?} for {kind}",
+            needed.as_str()
         )));
     }
     let note = fields
@@ -368,12 +449,17 @@ fn exception_id(fields: &Fields<'_>) -> Result<EventId, Rejection> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !well_formed {
-        return Err(invalid(format!(
-            "exception_id must be 32 lowercase hex characters (the event id of the exception), got {raw:?}"
-        )));
+        return Err(invalid(
+            "exception_id must be 32 lowercase hex characters (the event id of the exception)"
+                .into(),
+        ));
     }
-    EventId::deserialize(Value::String(raw))
-        .map_err(|error| invalid(format!("exception_id: {error}")))
+    EventId::deserialize(Value::String(raw)).map_err(|_| {
+        invalid(
+            "exception_id must be 32 lowercase hex characters (the event id of the exception)"
+                .into(),
+        )
+    })
 }
 
 fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
@@ -397,9 +483,9 @@ fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
         }
     };
     let lines = order_lines(fields)?;
-    let discount_fen = fields.integer_or("discount_fen", 0)?;
-    let shipping_fen = fields.integer_or("shipping_fen", 0)?;
-    let total_fen = fields.integer("total_fen", 0)?;
+    let discount_fen = fields.amount_or_zero("discount_fen")?;
+    let shipping_fen = fields.amount_or_zero("shipping_fen")?;
+    let total_fen = fields.amount("total_fen", 0)?;
     let goods_fen = lines.iter().try_fold(0u64, |sum, line| {
         u64::from(line.qty)
             .checked_mul(line.unit_price_fen)
@@ -409,10 +495,10 @@ fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
         .and_then(|goods| goods.checked_add(shipping_fen))
         .and_then(|gross| gross.checked_sub(discount_fen));
     if expected != Some(total_fen) {
-        return Err(invalid(format!(
-            "total_fen {total_fen} does not equal the lines ({}) - discount_fen {discount_fen} + shipping_fen {shipping_fen}",
-            goods_fen.map_or_else(|| "overflowing".to_string(), |goods| goods.to_string())
-        )));
+        return Err(invalid(
+            "total_fen must equal the sum of the lines' qty × unit_price_fen - discount_fen + shipping_fen"
+                .into(),
+        ));
     }
     let invoice = match fields.get("invoice") {
         None => None,
@@ -421,10 +507,10 @@ fn order_placed(fields: &Fields<'_>) -> Result<OrderPlaced, Rejection> {
             let kind = match invoice.string("kind")?.as_str() {
                 "personal" => InvoiceKind::Personal,
                 "company" => InvoiceKind::Company,
-                other => {
-                    return Err(invalid(format!(
-                        "invoice.kind must be \"personal\" or \"company\", got {other:?}"
-                    )))
+                _ => {
+                    return Err(invalid(
+                        "invoice.kind must be \"personal\" or \"company\"".into(),
+                    ))
                 }
             };
             Some(Invoice {
@@ -453,12 +539,16 @@ fn order_lines(fields: &Fields<'_>) -> Result<Vec<OrderLine>, Rejection> {
     let value = fields.required("lines")?;
     let items = value
         .as_array()
-        .ok_or_else(|| invalid(format!("lines must be an array, got {}", shown(value))))?;
-    if items.is_empty() || items.len() > MAX_LINES {
-        return Err(invalid(format!(
-            "lines must have 1 to {MAX_LINES} items, got {}",
-            items.len()
-        )));
+        .ok_or_else(|| invalid(format!("lines must be an array, got {}", shape(value))))?;
+    let max = fields.limits.max_lines;
+    if items.is_empty() {
+        return Err(invalid(format!("lines must have 1 to {max} items, got 0")));
+    }
+    if items.len() > max {
+        return Err(Rejection::new(
+            RejectionKind::TooManyItems,
+            format!("lines must have at most {max} items, got {}", items.len()),
+        ));
     }
     items
         .iter()
@@ -468,11 +558,12 @@ fn order_lines(fields: &Fields<'_>) -> Result<Vec<OrderLine>, Rejection> {
                 Value::Object(map) => Fields {
                     map,
                     path: format!("lines[{index}]."),
+                    limits: fields.limits,
                 },
                 other => {
                     return Err(invalid(format!(
                         "lines[{index}] must be an object, got {}",
-                        shown(other)
+                        shape(other)
                     )))
                 }
             };
@@ -480,9 +571,10 @@ fn order_lines(fields: &Fields<'_>) -> Result<Vec<OrderLine>, Rejection> {
             Ok(OrderLine {
                 sku: line.string("sku")?,
                 category: line.string("category")?,
-                qty: u32::try_from(qty)
-                    .map_err(|_| invalid(format!("lines[{index}].qty {qty} is too large")))?,
-                unit_price_fen: line.integer("unit_price_fen", 0)?,
+                qty: u32::try_from(qty).map_err(|_| {
+                    invalid(format!("lines[{index}].qty must be at most {}", u32::MAX))
+                })?,
+                unit_price_fen: line.amount("unit_price_fen", 0)?,
             })
         })
         .collect()

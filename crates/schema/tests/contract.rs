@@ -66,7 +66,7 @@ fn every_documented_invalid_example_is_rejected_with_a_reason() {
         (
             "approved_by_customer",
             RejectionKind::InvalidField,
-            "actor.role must be \"operator\" for review_approved, got \"customer\"",
+            "actor.role must be \"operator\" for review_approved",
         ),
         (
             "bad_exception_id",
@@ -81,13 +81,13 @@ fn every_documented_invalid_example_is_rejected_with_a_reason() {
         (
             "choice_by_operator",
             RejectionKind::InvalidField,
-            "actor.role must be \"customer\" for customer_choice, got \"operator\"",
+            "actor.role must be \"customer\" for customer_choice",
         ),
         ("empty_lines", RejectionKind::InvalidField, "lines"),
         (
             "fractional_amount",
             RejectionKind::InvalidField,
-            "amount_fen must be an integer of at least 1, got 12.5",
+            "amount_fen must be an integer of at least 1, got a fractional number",
         ),
         (
             "missing_buyer_id",
@@ -103,7 +103,7 @@ fn every_documented_invalid_example_is_rejected_with_a_reason() {
         ("not_json", RejectionKind::MalformedJson, "not valid JSON"),
         (
             "note_too_long",
-            RejectionKind::InvalidField,
+            RejectionKind::TextTooLong,
             "note must be at most 500 characters, got 512",
         ),
         (
@@ -115,12 +115,12 @@ fn every_documented_invalid_example_is_rejected_with_a_reason() {
         (
             "unknown_channel",
             RejectionKind::InvalidField,
-            "unknown channel",
+            "channel must be one of",
         ),
         (
             "unknown_choice",
             RejectionKind::InvalidField,
-            "choice must be \"wait\" or \"refund\", got \"cancel\"",
+            "choice must be \"wait\" or \"refund\"",
         ),
         (
             "unknown_kind",
@@ -130,7 +130,7 @@ fn every_documented_invalid_example_is_rejected_with_a_reason() {
         (
             "unknown_role",
             RejectionKind::InvalidField,
-            "actor.role must be \"operator\" or \"customer\", got \"admin\"",
+            "actor.role must be \"operator\" or \"customer\"",
         ),
         (
             "unsupported_version",
@@ -435,13 +435,13 @@ fn an_order_without_address_or_phone_is_accepted_but_a_mistyped_one_is_not() {
     order["address"]["district"] = 3.into();
     assert_eq!(
         rejection(InputTopic::Orders, &order),
-        "address.district must be a string, got 3"
+        "address.district must be a string, got an integer"
     );
     let mut order = example("order_placed");
     order["phone"] = 13800138000u64.into();
     assert_eq!(
         rejection(InputTopic::Orders, &order),
-        "phone must be a string, got 13800138000"
+        "phone must be a string, got an integer"
     );
 }
 
@@ -515,7 +515,7 @@ fn only_a_customer_chooses_and_only_an_operator_reviews_or_handles_exceptions() 
         action["actor"]["role"] = other.into();
         assert_eq!(
             rejection(InputTopic::Actions, &action),
-            format!("actor.role must be {own:?} for {kind}, got {other:?}")
+            format!("actor.role must be {own:?} for {kind}")
         );
     }
 }
@@ -535,11 +535,14 @@ fn action_fields_are_checked_field_by_field() {
     assert!(accepted(&with("action_id", "a".repeat(128).into()))
         .action()
         .is_some());
+    let too_long = decode_json(
+        InputTopic::Actions,
+        &with("action_id", "a".repeat(129).into()),
+    )
+    .unwrap_err();
+    assert_eq!(too_long.kind, RejectionKind::TextTooLong);
     assert_eq!(
-        rejection(
-            InputTopic::Actions,
-            &with("action_id", "a".repeat(129).into())
-        ),
+        too_long.message,
         "action_id must be at most 128 characters, got 129"
     );
     assert_eq!(
@@ -553,8 +556,11 @@ fn action_fields_are_checked_field_by_field() {
             .count(),
         500
     );
+    let too_long =
+        decode_json(InputTopic::Actions, &with("note", "说".repeat(501).into())).unwrap_err();
+    assert_eq!(too_long.kind, RejectionKind::TextTooLong);
     assert_eq!(
-        rejection(InputTopic::Actions, &with("note", "说".repeat(501).into())),
+        too_long.message,
         "note must be at most 500 characters, got 501"
     );
     assert_eq!(note_of(accepted(&with("note", "".into()))), None);

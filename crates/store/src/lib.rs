@@ -33,6 +33,12 @@ pub enum StoreError {
         expected: String,
         found: String,
     },
+    #[error("state store at {path} was built with {stored}, the config says {configured}; set them back, or delete the store and let the consumer rebuild it from the log")]
+    OtherRetention {
+        path: String,
+        stored: Retention,
+        configured: Retention,
+    },
     #[error("state store at {path} was written by an older orderflow (layout {found}, this one writes {expected}); delete it and let the consumer rebuild it from the log")]
     OldLayout {
         path: String,
@@ -51,19 +57,114 @@ impl StoreError {
 /// Everything one processed batch changes, applied atomically.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The entities as they are after the batch; their `applied` ids are not written from
-    /// here but from [`Batch::applied`].
+    /// The entities as they are after the batch. A sku's or buyer's ids are not part of it
+    /// ([`Entity::applied_kept_apart`]): they are written from [`Batch::applied`].
     pub entities: BTreeMap<(i32, EntityKey), Entity>,
-    /// The event ids the batch folded, per entity.
-    pub applied: Vec<((i32, EntityKey), EventId)>,
+    /// The event ids the batch folded into skus and buyers, with the partition's watermark
+    /// when each was folded (milliseconds of event time).
+    pub applied: BTreeMap<AppliedId, i64>,
     /// Per partition, the next log offset to read once this batch is durable.
     pub checkpoints: BTreeMap<i32, i64>,
+    /// Per partition, the latest event time folded so far (milliseconds): the clock the
+    /// windows of [`Retention`] run on, read from the log so a replay keeps the same time.
+    pub watermarks: BTreeMap<i32, i64>,
 }
+
+/// One event id folded into one sku or buyer: `((partition, entity key), event id)`.
+pub type AppliedId = ((i32, EntityKey), EventId);
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
         self.entities.is_empty() && self.applied.is_empty() && self.checkpoints.is_empty()
     }
+}
+
+/// How long state is kept, in event time (the log's `occurred_at`, never the wall clock, so a
+/// replay forgets exactly what the live consumer forgot).
+///
+/// - An event id folded into a sku or buyer is a duplicate only within `dedup_window_ms` of
+///   the partition's watermark when it was folded; an older copy is folded again.
+/// - An order closed ([`Entity::closed_since`]) for longer than `closed_order_ms` is gone from
+///   the store; an event for it later starts a new, empty order.
+///
+/// Both are part of what the state means: a store remembers the retention it was built with
+/// and refuses another ([`StoreError::OtherRetention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub dedup_window_ms: i64,
+    pub closed_order_ms: i64,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Default for Retention {
+    /// 7 days of dedup window, closed orders kept 30 days.
+    fn default() -> Retention {
+        Retention::from_hours(7 * 24, 30 * 24)
+    }
+}
+
+impl Retention {
+    pub fn from_hours(dedup_window_hours: u32, closed_order_hours: u32) -> Retention {
+        Retention {
+            dedup_window_ms: i64::from(dedup_window_hours) * HOUR_MS,
+            closed_order_ms: i64::from(closed_order_hours) * HOUR_MS,
+        }
+    }
+
+    /// Whether an id folded at watermark `folded_at` still counts as seen at `watermark`.
+    pub fn remembers(&self, folded_at: i64, watermark: i64) -> bool {
+        folded_at > watermark.saturating_sub(self.dedup_window_ms)
+    }
+
+    /// Whether `entity` is past its retention at `watermark`: to be read as absent.
+    pub fn expired(&self, entity: &Entity, watermark: i64) -> bool {
+        entity.closed_since().is_some_and(|closed| {
+            closed.timestamp_millis() <= watermark.saturating_sub(self.closed_order_ms)
+        })
+    }
+
+    fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.dedup_window_ms.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.closed_order_ms.to_be_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Retention> {
+        let dedup = bytes.get(..8)?.try_into().ok()?;
+        let closed = bytes.get(8..16)?.try_into().ok()?;
+        Some(Retention {
+            dedup_window_ms: i64::from_be_bytes(dedup),
+            closed_order_ms: i64::from_be_bytes(closed),
+        })
+    }
+}
+
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "store.dedup-window-hours = {}, store.closed-order-retention-hours = {}",
+            self.dedup_window_ms / HOUR_MS,
+            self.closed_order_ms / HOUR_MS
+        )
+    }
+}
+
+/// At least this many expired entries are pruned per write, and at least twice as many as the
+/// write added, so pruning keeps up with any steady rate of new state while a write after a
+/// long jump of the watermark still does bounded work.
+pub(crate) const PRUNE_AT_LEAST: usize = 1_024;
+
+/// A time in milliseconds as bytes that sort as the times do (sign bit flipped).
+pub(crate) fn time_key(millis: i64) -> [u8; 8] {
+    ((millis as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(crate) fn time_of_key(bytes: &[u8]) -> Option<i64> {
+    let raw: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)
 }
 
 /// A digest of one partition's folded state: equal digests mean byte-identical state.
@@ -77,17 +178,34 @@ pub struct PartitionDigest {
 }
 
 pub trait StateStore {
-    /// Binds the store to the log it folds (on first use) or checks that it is that log:
-    /// checkpoints of one topic are meaningless on another.
-    fn bind(&self, log_topic: &str) -> Result<(), StoreError>;
+    /// Binds the store to the log it folds and the retention it keeps (on first use) or
+    /// checks that it is that log and retention: checkpoints of one topic are meaningless on
+    /// another, and state kept under one retention differs from a replay under another.
+    fn bind(&self, log_topic: &str, retention: Retention) -> Result<(), StoreError>;
+    /// The entity as written, without a sku's or buyer's ids (ask [`StateStore::applied_at`])
+    /// and whether or not it is past its retention (the caller knows the watermark it reads at).
     fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError>;
+    /// The watermark at which `event_id` was folded into the sku or buyer `key`, if it was and
+    /// is not pruned yet (whether it still counts is [`Retention::remembers`]).
+    fn applied_at(
+        &self,
+        partition: i32,
+        key: &EntityKey,
+        event_id: &EventId,
+    ) -> Result<Option<i64>, StoreError>;
+    /// The partition's watermark ([`Batch::watermarks`]).
+    fn watermark(&self, partition: i32) -> Result<Option<i64>, StoreError>;
     fn checkpoint(&self, partition: i32) -> Result<Option<i64>, StoreError>;
     /// Every partition the store holds state for, with its checkpoint.
     fn checkpoints(&self) -> Result<BTreeMap<i32, i64>, StoreError>;
-    /// Applies the batch atomically: all of it or none of it survives a crash.
-    fn write(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Applies the batch atomically: all of it or none of it survives a crash; then prunes
+    /// what fell out of the retention, a bounded amount per write. Returns the encoded size
+    /// of each of the batch's entities, in the batch's order.
+    fn write(&self, batch: &Batch) -> Result<Vec<usize>, StoreError>;
     /// Makes every written batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Covers what the partition holds within its retention at its watermark, however much
+    /// of what fell out of it is pruned yet.
     fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError>;
     /// The entities of a partition a timer may still fire on ([`Entity::has_timers`]).
     fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError>;
@@ -200,41 +318,165 @@ pub(crate) mod contract_tests {
         assert_eq!(store.checkpoint(2).unwrap(), None);
     }
 
-    /// A sku's event ids are written per batch, apart from the entity, and come back with it.
+    const HOUR: i64 = 3_600_000;
+
+    fn stock(sku: &str) -> EntityKey {
+        EntityKey::Stock(sku.into())
+    }
+
+    fn id(text: &str) -> EventId {
+        EventId::from(text.to_string())
+    }
+
+    /// A batch that only moves partition 5's watermark to `at`.
+    fn tick(at: i64) -> Batch {
+        let mut batch = Batch::default();
+        batch.watermarks.insert(5, at);
+        batch
+    }
+
+    /// A sku's event ids are written per batch, apart from the entity, with the watermark
+    /// each was folded at, and are looked up one by one.
     pub(crate) fn keeps_the_ids_a_sku_folded(store: &impl StateStore) {
-        use orderflow_domain::{Event, Source};
-        let stock = |sku: &str| EntityKey::Stock(sku.into());
-        let level = |sku: &str, on_hand: u64| {
-            let at = chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(on_hand as i64);
-            Event::stock_level(sku, "WH-HZ", on_hand, at, Source::origin("test"))
-        };
-        let fold = |entity: &mut Entity, event: &Event, batch: &mut Batch| {
-            let slot = (5, event.key.clone());
-            entity.apply(event).unwrap();
-            batch.applied.push((slot.clone(), event.event_id.clone()));
-            batch.entities.insert(slot, entity.clone());
-        };
         // `S-1` and `S-10`: one key starts with the other, their ids stay apart.
-        let (mut short, mut long) = (Entity::empty(&stock("S-1")), Entity::empty(&stock("S-10")));
-        let mut first = Batch::default();
-        fold(&mut short, &level("S-1", 3), &mut first);
-        fold(&mut long, &level("S-10", 4), &mut first);
+        let mut first = tick(HOUR);
+        first
+            .entities
+            .insert((5, stock("S-1")), Entity::empty(&stock("S-1")));
+        first.applied.insert(((5, stock("S-1")), id("e1")), HOUR);
+        first.applied.insert(((5, stock("S-10")), id("e2")), HOUR);
         store.write(&first).unwrap();
         let before = store.digest(5).unwrap();
-        assert_eq!(store.load(5, &stock("S-1")).unwrap().as_ref(), Some(&short));
+        assert_eq!(
+            store.applied_at(5, &stock("S-1"), &id("e1")).unwrap(),
+            Some(HOUR)
+        );
+        assert_eq!(store.applied_at(5, &stock("S-1"), &id("e2")).unwrap(), None);
+        assert_eq!(
+            store.applied_at(5, &stock("S-10"), &id("e2")).unwrap(),
+            Some(HOUR)
+        );
+        assert_eq!(store.applied_at(4, &stock("S-1"), &id("e1")).unwrap(), None);
+        assert_eq!(store.watermark(5).unwrap(), Some(HOUR));
 
-        let mut second = Batch::default();
-        fold(&mut short, &level("S-1", 5), &mut second);
+        let mut second = tick(2 * HOUR);
+        second
+            .applied
+            .insert(((5, stock("S-1")), id("e3")), 2 * HOUR);
         store.write(&second).unwrap();
-        let mut loaded = store.load(5, &stock("S-1")).unwrap().unwrap();
-        assert_eq!(loaded, short, "both batches' ids, and only this sku's");
-        assert_eq!(loaded.applied_kept_apart().map(|ids| ids.len()), Some(2));
-        assert_eq!(store.load(5, &stock("S-10")).unwrap().as_ref(), Some(&long));
+        assert_eq!(
+            store.applied_at(5, &stock("S-1"), &id("e1")).unwrap(),
+            Some(HOUR)
+        );
+        assert_eq!(
+            store.applied_at(5, &stock("S-1"), &id("e3")).unwrap(),
+            Some(2 * HOUR)
+        );
         assert_ne!(
             store.digest(5).unwrap().sha256,
             before.sha256,
             "ids are digested"
         );
+    }
+
+    /// Ids fall out past the dedup window of the watermark, and a store that pruned them
+    /// digests like one that never had them.
+    pub(crate) fn prunes_ids_past_the_dedup_window(
+        pruned: &impl StateStore,
+        never: &impl StateStore,
+    ) {
+        let retention = Retention {
+            dedup_window_ms: HOUR,
+            closed_order_ms: HOUR,
+        };
+        pruned.bind("t.order-events", retention).unwrap();
+        never.bind("t.order-events", retention).unwrap();
+        let mut first = tick(0);
+        first.applied.insert(((5, stock("S-1")), id("old")), 0);
+        pruned.write(&first).unwrap();
+        let mut kept = tick(HOUR / 2);
+        kept.applied
+            .insert(((5, stock("S-1")), id("recent")), HOUR / 2);
+        pruned.write(&kept).unwrap();
+        never.write(&kept).unwrap();
+        assert!(retention.remembers(0, HOUR / 2));
+        assert_eq!(
+            pruned.applied_at(5, &stock("S-1"), &id("old")).unwrap(),
+            Some(0)
+        );
+
+        // An hour after it was folded, `old` is out of the window and pruned at the next write.
+        pruned.write(&tick(HOUR)).unwrap();
+        never.write(&tick(HOUR)).unwrap();
+        assert_eq!(
+            pruned.applied_at(5, &stock("S-1"), &id("old")).unwrap(),
+            None
+        );
+        assert_eq!(
+            pruned.applied_at(5, &stock("S-1"), &id("recent")).unwrap(),
+            Some(HOUR / 2)
+        );
+        assert_eq!(pruned.digest(5).unwrap(), never.digest(5).unwrap());
+
+        // An id folded again after it expired is kept with its new time, not pruned with the old.
+        let mut again = tick(HOUR + 1);
+        again
+            .applied
+            .insert(((5, stock("S-1")), id("recent")), HOUR + 1);
+        pruned.write(&again).unwrap();
+        pruned.write(&tick(HOUR + HOUR / 2 + 1)).unwrap();
+        assert_eq!(
+            pruned.applied_at(5, &stock("S-1"), &id("recent")).unwrap(),
+            Some(HOUR + 1)
+        );
+    }
+
+    /// A closed order is gone from the store once it has been closed longer than the
+    /// retention; an open one stays, and the digest is that of a store that never had it.
+    pub(crate) fn evicts_closed_orders_after_their_retention(
+        evicting: &impl StateStore,
+        never: &impl StateStore,
+    ) {
+        use orderflow_domain::{Event, EventBody, Source};
+        let retention = Retention {
+            dedup_window_ms: HOUR,
+            closed_order_ms: 2 * HOUR,
+        };
+        evicting.bind("t.order-events", retention).unwrap();
+        never.bind("t.order-events", retention).unwrap();
+        let (key, mut closed) = unpaid("tmall:C1");
+        let cancel = Event::fact(
+            key.clone(),
+            chrono::DateTime::UNIX_EPOCH,
+            Source::origin("test"),
+            EventBody::OrderCancelled {
+                reason: Some("test".into()),
+            },
+        );
+        closed.apply(&cancel).unwrap();
+        assert_eq!(closed.closed_since(), Some(chrono::DateTime::UNIX_EPOCH));
+        let (open_key, open) = order("tmall:O1", 1);
+        let mut first = tick(0);
+        first.entities.insert((5, key.clone()), closed.clone());
+        first.entities.insert((5, open_key.clone()), open.clone());
+        evicting.write(&first).unwrap();
+        let mut without = tick(0);
+        without.entities.insert((5, open_key.clone()), open.clone());
+        never.write(&without).unwrap();
+
+        evicting.write(&tick(HOUR)).unwrap();
+        assert_eq!(
+            evicting.load(5, &key).unwrap().as_ref(),
+            Some(&closed),
+            "within its retention"
+        );
+        assert!(!retention.expired(&closed, HOUR));
+        assert!(retention.expired(&closed, 2 * HOUR));
+        evicting.write(&tick(2 * HOUR)).unwrap();
+        never.write(&tick(2 * HOUR)).unwrap();
+        assert_eq!(evicting.load(5, &key).unwrap(), None, "evicted");
+        assert_eq!(evicting.load(5, &open_key).unwrap(), Some(open));
+        assert_eq!(evicting.digest(5).unwrap(), never.digest(5).unwrap());
     }
 
     pub(crate) fn later_writes_replace_earlier_ones(store: &impl StateStore) {

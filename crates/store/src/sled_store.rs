@@ -1,24 +1,35 @@
 //! The sled implementation of [`StateStore`].
 //!
-//! Layout, one tree:
-//! - `e/{partition:08x}/{entity key}` → entity JSON, without the ids of the events it folded;
-//! - `a/{partition:08x}/{key length:08x}{entity key}{event id}` → empty, one per event id a
-//!   sku or buyer folded ([`Entity::applied_kept_apart`]): a batch adds the ids it folded
-//!   instead of rewriting an entity's whole history, which grows with every order;
+//! Layout 4, one tree:
+//! - `e/{partition:08x}/{entity key}` → entity JSON, without a sku's or buyer's event ids;
+//! - `a/{partition:08x}/{key length:08x}{entity key}{event id}` → the watermark it was folded
+//!   at ([`time_key`]), one per event id a sku or buyer folded
+//!   ([`Entity::applied_kept_apart`]): a batch adds the ids it folded, and a fold asks for one
+//!   id instead of reading an entity's whole history;
+//! - `x/{partition:08x}/{time}{key length:08x}{entity key}{event id}` → empty: the `a/` ids by
+//!   the time they were folded at, oldest first, which is how pruning finds the expired ones;
+//! - `z/{partition:08x}/{time}{entity key}` → empty: orders by the time they closed at
+//!   ([`Entity::closed_since`]), which is how eviction finds the expired ones (an entry whose
+//!   order changed since is stale and dropped when reached);
+//! - `w/{partition:08x}` → the partition's watermark ([`time_key`]);
 //! - `c/{partition:08x}` → next offset (big-endian i64);
 //! - `t/{partition:08x}/{entity key}` → empty for every entity a timer may still fire on (the
-//!   schedule, derived from the entities and written in the same batch).
+//!   schedule, derived from the entities and written in the same batch);
+//! - `m/log`, `m/layout`, `m/retention`: what the store folds, how, and keeps how long.
 //!
-//! Fixed-width hex partitions keep a partition's entities contiguous and in key order, which
-//! is what the digest hashes; the key length in `a/` keys keeps one entity's ids apart from
-//! those of a key that merely starts with it.
+//! Fixed-width hex partitions keep a partition's entries contiguous and in key order, which
+//! is what the digest hashes; the key length in `a/` and `x/` keys keeps one entity's ids apart
+//! from those of a key that merely starts with it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use orderflow_domain::{Entity, EntityKey, EventId};
 
-use crate::{hash_pairs, Batch, PartitionDigest, StateStore, StoreError};
+use crate::{
+    hash_pairs, time_key, time_of_key, Batch, PartitionDigest, Retention, StateStore, StoreError,
+    PRUNE_AT_LEAST,
+};
 
 pub struct SledStore {
     db: sled::Db,
@@ -27,41 +38,51 @@ pub struct SledStore {
 
 const LOG_KEY: &[u8] = b"m/log";
 const LAYOUT_KEY: &[u8] = b"m/layout";
+const RETENTION_KEY: &[u8] = b"m/retention";
 /// 2: the ids a sku or buyer folded moved from its JSON to `a/` keys. 3: an order folds the
 /// changes each channel must hear about and its sync attempts (the outbound sync), so a store
-/// of layout 2 would differ from a replay. A store without the key is layout 1 if it holds any
-/// state.
-const LAYOUT: u32 = 3;
+/// of layout 2 would differ from a replay. 4: ids carry the time they were folded at and are
+/// pruned past the dedup window; closed orders are evicted past their retention; watermarks.
+/// A store without the key is layout 1 if it holds any state.
+const LAYOUT: u32 = 4;
 
-fn entity_prefix(partition: i32) -> Vec<u8> {
-    format!("e/{:08x}/", partition as u32).into_bytes()
+fn prefixed(tag: &str, partition: i32) -> Vec<u8> {
+    format!("{tag}/{:08x}/", partition as u32).into_bytes()
 }
 
 fn entity_key(partition: i32, key: &EntityKey) -> Vec<u8> {
-    let mut bytes = entity_prefix(partition);
+    let mut bytes = prefixed("e", partition);
     bytes.extend_from_slice(key.to_string().as_bytes());
     bytes
-}
-
-fn timer_prefix(partition: i32) -> Vec<u8> {
-    format!("t/{:08x}/", partition as u32).into_bytes()
 }
 
 fn timer_key(partition: i32, key: &EntityKey) -> Vec<u8> {
-    let mut bytes = timer_prefix(partition);
+    let mut bytes = prefixed("t", partition);
     bytes.extend_from_slice(key.to_string().as_bytes());
     bytes
 }
 
-fn applied_prefix(partition: i32) -> Vec<u8> {
-    format!("a/{:08x}/", partition as u32).into_bytes()
+/// `{key length:08x}{entity key}{event id}`: what follows the partition in `a/` and `x/` keys.
+fn applied_tail(key: &EntityKey, event_id: &EventId) -> Vec<u8> {
+    let key = key.to_string();
+    format!("{:08x}{key}{}", key.len(), event_id.as_str()).into_bytes()
 }
 
-fn applied_entity_prefix(partition: i32, key: &EntityKey) -> Vec<u8> {
-    let key = key.to_string();
-    let mut bytes = applied_prefix(partition);
-    bytes.extend_from_slice(format!("{:08x}{key}", key.len()).as_bytes());
+fn applied_key(partition: i32, tail: &[u8]) -> Vec<u8> {
+    let mut bytes = prefixed("a", partition);
+    bytes.extend_from_slice(tail);
     bytes
+}
+
+fn expiry_key(tag: &str, partition: i32, at: i64, tail: &[u8]) -> Vec<u8> {
+    let mut bytes = prefixed(tag, partition);
+    bytes.extend_from_slice(&time_key(at));
+    bytes.extend_from_slice(tail);
+    bytes
+}
+
+fn watermark_key(partition: i32) -> Vec<u8> {
+    format!("w/{:08x}", partition as u32).into_bytes()
 }
 
 fn checkpoint_key(partition: i32) -> Vec<u8> {
@@ -75,9 +96,16 @@ fn decode_offset(bytes: &[u8]) -> Result<i64, StoreError> {
     Ok(i64::from_be_bytes(raw))
 }
 
+fn decode_time(bytes: &[u8]) -> Result<i64, StoreError> {
+    time_of_key(bytes).ok_or_else(|| StoreError::Corrupt(format!("time of {} bytes", bytes.len())))
+}
+
 fn decode_entity(bytes: &[u8]) -> Result<Entity, StoreError> {
     serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
+
+/// Orders past their retention (their `e/` key and `z/` entry), and stale `z/` entries.
+type ExpiredOrders = (Vec<(Vec<u8>, sled::IVec)>, Vec<sled::IVec>);
 
 impl SledStore {
     /// Every entity of a partition, as written (for a scan such as counting open exceptions).
@@ -86,7 +114,7 @@ impl SledStore {
         partition: i32,
     ) -> impl Iterator<Item = Result<Entity, StoreError>> + '_ {
         self.db
-            .scan_prefix(entity_prefix(partition))
+            .scan_prefix(prefixed("e", partition))
             .map(|item| decode_entity(&item?.1))
     }
 
@@ -102,10 +130,94 @@ impl SledStore {
             path: path.display().to_string(),
         })
     }
+
+    /// The retention the store was bound with (the default before it was bound).
+    fn retention(&self) -> Result<Retention, StoreError> {
+        match self.db.get(RETENTION_KEY)? {
+            Some(bytes) => Retention::from_bytes(&bytes)
+                .ok_or_else(|| StoreError::Corrupt("unreadable retention".into())),
+            None => Ok(Retention::default()),
+        }
+    }
+
+    /// The entities of `partition` that are past their retention at `watermark` and not
+    /// evicted yet, at most `limit` of them (all when `None`), with their `z/` entries; and the
+    /// `z/` entries that turned stale (the order changed since).
+    fn expired_orders(
+        &self,
+        partition: i32,
+        watermark: i64,
+        retention: Retention,
+        limit: Option<usize>,
+    ) -> Result<ExpiredOrders, StoreError> {
+        let prefix = prefixed("z", partition);
+        let cutoff = watermark.saturating_sub(retention.closed_order_ms);
+        let end = expiry_key("z", partition, cutoff.saturating_add(1), b"");
+        let (mut expired, mut stale) = (Vec::new(), Vec::new());
+        for item in self.db.range(prefix.clone()..end) {
+            if limit.is_some_and(|limit| expired.len() + stale.len() >= limit) {
+                break;
+            }
+            let (index, _) = item?;
+            let key = std::str::from_utf8(&index[prefix.len() + 8..])
+                .ok()
+                .and_then(|text| text.parse::<EntityKey>().ok())
+                .ok_or_else(|| StoreError::Corrupt("unreadable eviction key".into()))?;
+            let stored = entity_key(partition, &key);
+            let current = self.db.get(&stored)?;
+            match current {
+                Some(bytes) if retention.expired(&decode_entity(&bytes)?, watermark) => {
+                    expired.push((stored, index));
+                }
+                _ => stale.push(index),
+            }
+        }
+        Ok((expired, stale))
+    }
+
+    /// Prunes ids past the dedup window and evicts orders past their retention, at most
+    /// `budget` of each, in one batch of its own: pruning is idempotent, and what a crash
+    /// leaves unpruned is read as absent and left out of the digest all the same.
+    fn prune(&self, partition: i32, watermark: i64, budget: usize) -> Result<(), StoreError> {
+        let retention = self.retention()?;
+        let mut writes = sled::Batch::default();
+        let prefix = prefixed("x", partition);
+        let end = expiry_key(
+            "x",
+            partition,
+            watermark
+                .saturating_sub(retention.dedup_window_ms)
+                .saturating_add(1),
+            b"",
+        );
+        for item in self.db.range(prefix.clone()..end).take(budget) {
+            let (index, _) = item?;
+            let at = decode_time(&index[prefix.len()..])?;
+            let applied = applied_key(partition, &index[prefix.len() + 8..]);
+            // An id folded again after it expired has a newer time: that one stays.
+            if self.db.get(&applied)?.as_deref() == Some(&time_key(at)[..]) {
+                writes.remove(applied);
+            }
+            writes.remove(index);
+        }
+        let (expired, stale) =
+            self.expired_orders(partition, watermark, retention, Some(budget))?;
+        for (stored, index) in expired {
+            let timer = [&b"t"[..], &stored[1..]].concat();
+            writes.remove(stored);
+            writes.remove(timer);
+            writes.remove(index);
+        }
+        for index in stale {
+            writes.remove(index);
+        }
+        self.db.apply_batch(writes)?;
+        Ok(())
+    }
 }
 
 impl StateStore for SledStore {
-    fn bind(&self, log_topic: &str) -> Result<(), StoreError> {
+    fn bind(&self, log_topic: &str, retention: Retention) -> Result<(), StoreError> {
         let layout = match self.db.get(LAYOUT_KEY)? {
             Some(bytes) => bytes
                 .as_ref()
@@ -124,6 +236,27 @@ impl StateStore for SledStore {
                 expected: LAYOUT,
                 found: layout,
             });
+        }
+        match self.db.compare_and_swap(
+            RETENTION_KEY,
+            None as Option<&[u8]>,
+            Some(&retention.to_bytes()[..]),
+        )? {
+            Ok(()) => {}
+            Err(existing) => {
+                let stored = existing
+                    .current
+                    .as_deref()
+                    .and_then(Retention::from_bytes)
+                    .ok_or_else(|| StoreError::Corrupt("unreadable retention".into()))?;
+                if stored != retention {
+                    return Err(StoreError::OtherRetention {
+                        path: self.path.clone(),
+                        stored,
+                        configured: retention,
+                    });
+                }
+            }
         }
         match self.db.compare_and_swap(
             LOG_KEY,
@@ -145,21 +278,29 @@ impl StateStore for SledStore {
     }
 
     fn load(&self, partition: i32, key: &EntityKey) -> Result<Option<Entity>, StoreError> {
-        let Some(bytes) = self.db.get(entity_key(partition, key))? else {
-            return Ok(None);
-        };
-        let mut entity = decode_entity(&bytes)?;
-        let Some(applied) = entity.applied_kept_apart() else {
-            return Ok(Some(entity));
-        };
-        let prefix = applied_entity_prefix(partition, key);
-        for item in self.db.scan_prefix(&prefix) {
-            let (stored, _) = item?;
-            let id = std::str::from_utf8(&stored[prefix.len()..])
-                .map_err(|_| StoreError::Corrupt("unreadable event id".into()))?;
-            applied.insert(EventId::from(id.to_string()));
-        }
-        Ok(Some(entity))
+        self.db
+            .get(entity_key(partition, key))?
+            .map(|bytes| decode_entity(&bytes))
+            .transpose()
+    }
+
+    fn applied_at(
+        &self,
+        partition: i32,
+        key: &EntityKey,
+        event_id: &EventId,
+    ) -> Result<Option<i64>, StoreError> {
+        self.db
+            .get(applied_key(partition, &applied_tail(key, event_id)))?
+            .map(|bytes| decode_time(&bytes))
+            .transpose()
+    }
+
+    fn watermark(&self, partition: i32) -> Result<Option<i64>, StoreError> {
+        self.db
+            .get(watermark_key(partition))?
+            .map(|bytes| decode_time(&bytes))
+            .transpose()
     }
 
     fn checkpoint(&self, partition: i32) -> Result<Option<i64>, StoreError> {
@@ -182,11 +323,13 @@ impl StateStore for SledStore {
         Ok(found)
     }
 
-    fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+    fn write(&self, batch: &Batch) -> Result<Vec<usize>, StoreError> {
         let mut writes = sled::Batch::default();
+        let mut sizes = Vec::with_capacity(batch.entities.len());
         for ((partition, key), entity) in &batch.entities {
             let bytes = serde_json::to_vec(entity)
                 .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            sizes.push(bytes.len());
             writes.insert(entity_key(*partition, key), bytes);
             // Only a change of the schedule is written: most batches don't change it.
             let timer = timer_key(*partition, key);
@@ -195,17 +338,29 @@ impl StateStore for SledStore {
                 (false, true) => writes.remove(timer),
                 _ => {}
             }
+            if let Some(closed) = entity.closed_since() {
+                let tail = key.to_string();
+                let at = closed.timestamp_millis();
+                writes.insert(expiry_key("z", *partition, at, tail.as_bytes()), &[]);
+            }
         }
-        for ((partition, key), id) in &batch.applied {
-            let mut stored = applied_entity_prefix(*partition, key);
-            stored.extend_from_slice(id.as_str().as_bytes());
-            writes.insert(stored, &[]);
+        for (((partition, key), event_id), at) in &batch.applied {
+            let tail = applied_tail(key, event_id);
+            writes.insert(applied_key(*partition, &tail), &time_key(*at));
+            writes.insert(expiry_key("x", *partition, *at, &tail), &[]);
         }
         for (partition, offset) in &batch.checkpoints {
             writes.insert(checkpoint_key(*partition), &offset.to_be_bytes());
         }
+        for (partition, watermark) in &batch.watermarks {
+            writes.insert(watermark_key(*partition), &time_key(*watermark));
+        }
         self.db.apply_batch(writes)?;
-        Ok(())
+        let budget = PRUNE_AT_LEAST.max(2 * (batch.entities.len() + batch.applied.len()));
+        for (partition, watermark) in &batch.watermarks {
+            self.prune(*partition, *watermark, budget)?;
+        }
+        Ok(sizes)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -214,25 +369,56 @@ impl StateStore for SledStore {
     }
 
     fn digest(&self, partition: i32) -> Result<PartitionDigest, StoreError> {
-        let scan = |prefix: Vec<u8>| {
+        let retention = self.retention()?;
+        let watermark = self.watermark(partition)?;
+        let evicted: BTreeSet<Vec<u8>> = match watermark {
+            Some(watermark) => self
+                .expired_orders(partition, watermark, retention, None)?
+                .0
+                .into_iter()
+                .map(|(stored, _)| stored)
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let remembered = |value: &[u8]| match (watermark, time_of_key(value)) {
+            (Some(watermark), Some(at)) => retention.remembers(at, watermark),
+            _ => true,
+        };
+        let scan = |tag: &str| {
+            let prefix = prefixed(tag, partition);
             self.db
                 .scan_prefix(&prefix)
                 .map(|item| {
                     item.map(|(key, value)| {
-                        (key.subslice(prefix.len(), key.len() - prefix.len()), value)
+                        let stored = key.to_vec();
+                        (
+                            stored,
+                            key.subslice(prefix.len(), key.len() - prefix.len()),
+                            value,
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, sled::Error>>()
         };
-        let entities = scan(entity_prefix(partition))?;
-        let applied = scan(applied_prefix(partition))?;
-        // The entities, then the ids they folded: both are state a replay must rebuild. An id's
-        // pair has an empty value and an entity's never does, so the two can't be confused.
+        let entities: Vec<_> = scan("e")?
+            .into_iter()
+            .filter(|(stored, _, _)| !evicted.contains(stored))
+            .map(|(_, key, value)| (key, value))
+            .collect();
+        let applied: Vec<_> = scan("a")?
+            .into_iter()
+            .filter(|(_, _, value)| remembered(value))
+            .map(|(_, key, value)| (key, value))
+            .collect();
+        let watermark = watermark.map(time_key).unwrap_or_default();
+        // The entities, the ids they folded, then the watermark: all state a replay must
+        // rebuild, within the retention. An entity's value is JSON, an id's its 8-byte time.
         let sha256 = hash_pairs(
             entities
                 .iter()
                 .chain(applied.iter())
-                .map(|(key, value)| (key.as_ref(), value.as_ref())),
+                .map(|(key, value)| (key.as_ref(), value.as_ref()))
+                .chain(std::iter::once((&b"w"[..], &watermark[..]))),
         );
         Ok(PartitionDigest {
             partition,
@@ -243,7 +429,7 @@ impl StateStore for SledStore {
     }
 
     fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError> {
-        let prefix = timer_prefix(partition);
+        let prefix = prefixed("t", partition);
         self.db
             .scan_prefix(&prefix)
             .map(|item| {
@@ -284,6 +470,16 @@ mod tests {
     }
 
     #[test]
+    fn prunes_ids_past_the_dedup_window() {
+        contract_tests::prunes_ids_past_the_dedup_window(&store().1, &store().1);
+    }
+
+    #[test]
+    fn evicts_closed_orders_after_their_retention() {
+        contract_tests::evicts_closed_orders_after_their_retention(&store().1, &store().1);
+    }
+
+    #[test]
     fn later_writes_replace_earlier_ones() {
         contract_tests::later_writes_replace_earlier_ones(&store().1);
     }
@@ -309,9 +505,13 @@ mod tests {
     #[test]
     fn a_store_serves_one_log_only() {
         let (_dir, store) = store();
-        store.bind("a.order-events").unwrap();
-        store.bind("a.order-events").unwrap();
-        let error = store.bind("b.order-events").unwrap_err().to_string();
+        let retention = Retention::default();
+        store.bind("a.order-events", retention).unwrap();
+        store.bind("a.order-events", retention).unwrap();
+        let error = store
+            .bind("b.order-events", retention)
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("holds the state of a.order-events, not of b.order-events"),
             "{error}"
@@ -328,11 +528,30 @@ mod tests {
             db.flush().unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
-        let error = store.bind("a.order-events").unwrap_err().to_string();
+        let error = store
+            .bind("a.order-events", Retention::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains(&format!(
                 "written by an older orderflow (layout 1, this one writes {LAYOUT}); delete it"
             )),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_store_keeps_the_retention_it_was_built_with() {
+        let (_dir, store) = store();
+        store
+            .bind("a.order-events", Retention::from_hours(168, 720))
+            .unwrap();
+        let error = store
+            .bind("a.order-events", Retention::from_hours(24, 720))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("was built with store.dedup-window-hours = 168, store.closed-order-retention-hours = 720, the config says store.dedup-window-hours = 24"),
             "{error}"
         );
     }

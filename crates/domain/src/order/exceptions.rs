@@ -206,6 +206,14 @@ impl OrderState {
                 format!("refunded {refunded} fen, captured {paid} fen"),
             ));
         }
+        if self.has_overflowing_amount() {
+            found.push(Condition::new(
+                ExceptionKind::AmountMismatch,
+                "amount_overflow",
+                "a capture or refund would take the order's sum past what fen can count: it is not counted"
+                    .into(),
+            ));
+        }
         found
     }
 

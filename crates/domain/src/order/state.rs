@@ -54,7 +54,8 @@ pub struct OrderState {
     pub timed_out: Option<Timestamp>,
     pub refund_request: Option<RefundRequest>,
     /// Actions that didn't apply to the order as it was (approving an order not under
-    /// review, resolving an unknown exception): kept for the audit trail.
+    /// review, resolving an unknown exception), and amounts that can't be added to the order's
+    /// sums ([`AMOUNT_OVERFLOW`]): kept for the audit trail.
     pub ignored: Vec<Ignored>,
     /// When the review SLA ran out with nobody having reviewed the order (a timer decision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +107,16 @@ pub struct RefundRequest {
     pub coupon_fen: Fen,
     pub reason: String,
     pub at: Timestamp,
+}
+
+/// The reason of an [`Ignored`] capture or refund whose amount would take the order's sum of
+/// captures (or refunds) past [`Fen::MAX`]: kept out of the sums, and an `amount_mismatch`
+/// exception (`amount_overflow`) for finance.
+pub(crate) const AMOUNT_OVERFLOW: &str = "amount_overflow";
+
+/// The sum of `amounts`, `None` if it doesn't fit a [`Fen`]: money is never summed unchecked.
+pub(crate) fn sum_fen(amounts: impl IntoIterator<Item = Fen>) -> Option<Fen> {
+    amounts.into_iter().try_fold(0, Fen::checked_add)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,12 +227,22 @@ impl OrderState {
         }
     }
 
+    /// Everything captured. Never saturates in practice: a capture that would take the sum
+    /// past [`Fen::MAX`] is not kept in `payments` (it is ignored as [`AMOUNT_OVERFLOW`]).
     pub fn paid_fen(&self) -> Fen {
-        self.payments.iter().map(|payment| payment.amount_fen).sum()
+        sum_fen(self.payments.iter().map(|payment| payment.amount_fen)).unwrap_or(Fen::MAX)
     }
 
+    /// Everything refunded; like [`OrderState::paid_fen`], the sum always fits.
     pub fn refunded_fen(&self) -> Fen {
-        self.refunds.iter().map(|refund| refund.amount_fen).sum()
+        sum_fen(self.refunds.iter().map(|refund| refund.amount_fen)).unwrap_or(Fen::MAX)
+    }
+
+    /// Whether an amount was left out of the sums because it would have overflowed them.
+    pub(super) fn has_overflowing_amount(&self) -> bool {
+        self.ignored
+            .iter()
+            .any(|ignored| ignored.reason == AMOUNT_OVERFLOW)
     }
 
     /// Captured and not given back: what a refund would return.

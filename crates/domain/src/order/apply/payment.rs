@@ -4,7 +4,9 @@
 use crate::effect::{Effect, Notification};
 use crate::event::{Event, EventBody};
 use crate::ids::Fen;
-use crate::order::state::{FailedPayment, OrderState, Payment, Refund, RefundRequest};
+use crate::order::state::{
+    sum_fen, FailedPayment, Ignored, OrderState, Payment, Refund, RefundRequest, AMOUNT_OVERFLOW,
+};
 
 impl OrderState {
     pub(super) fn record_payment(&mut self, event: &Event, effects: &mut Vec<Effect>) {
@@ -14,12 +16,17 @@ impl OrderState {
                 payment_id,
                 amount_fen,
                 method,
-            } => self.payments.push(Payment {
-                payment_id: payment_id.clone(),
-                amount_fen: *amount_fen,
-                method: method.clone(),
-                captured_at: at,
-            }),
+            } => {
+                if self.overflows(self.paid_fen(), *amount_fen, event) {
+                    return;
+                }
+                self.payments.push(Payment {
+                    payment_id: payment_id.clone(),
+                    amount_fen: *amount_fen,
+                    method: method.clone(),
+                    captured_at: at,
+                })
+            }
             // Kept for the record; the order still waits for a payment, and its timeout runs.
             EventBody::PaymentFailed { payment_id, reason } => {
                 self.failed_payments.push(FailedPayment {
@@ -32,12 +39,17 @@ impl OrderState {
                 refund_id,
                 amount_fen,
                 reason,
-            } => self.refunds.push(Refund {
-                refund_id: refund_id.clone(),
-                amount_fen: *amount_fen,
-                reason: reason.clone(),
-                refunded_at: at,
-            }),
+            } => {
+                if self.overflows(self.refunded_fen(), *amount_fen, event) {
+                    return;
+                }
+                self.refunds.push(Refund {
+                    refund_id: refund_id.clone(),
+                    amount_fen: *amount_fen,
+                    reason: reason.clone(),
+                    refunded_at: at,
+                })
+            }
             EventBody::PaymentTimedOut {
                 timeout_minutes, ..
             } => self.record_timeout(event, *timeout_minutes, effects),
@@ -50,6 +62,21 @@ impl OrderState {
             // `apply` sends only payment events here.
             _ => {}
         }
+    }
+
+    /// Whether `amount` can't be added to `sum` (the order's captures or refunds so far): then
+    /// the event is kept as ignored for [`AMOUNT_OVERFLOW`] instead, which raises an
+    /// exception, and the sums stay exact.
+    fn overflows(&mut self, sum: Fen, amount: Fen, event: &Event) -> bool {
+        if sum_fen([sum, amount]).is_some() {
+            return false;
+        }
+        self.ignored.push(Ignored {
+            event_id: event.event_id.clone(),
+            kind: event.body.kind().to_string(),
+            reason: AMOUNT_OVERFLOW.to_string(),
+        });
+        true
     }
 
     /// Cancels the unpaid order and tells the customer. A payment folded before the timer's

@@ -1,0 +1,6 @@
+//! Any bytes as records of `order-events` (one a line), read and folded as the state consumer
+//! does: a record reads back as it was written, and no record or sequence of records panics
+//! the fold or its decisions.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| orderflow_fuzz::log(bytes));

@@ -51,6 +51,9 @@ rm -rf "$OUT" && mkdir -p "$OUT/logs"
 cargo build --release --locked >&2
 ORDERFLOW_BROKERS=$("$BROKER_SCRIPT" start)
 export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
+# The simulated journeys run days ahead of now (deliveries, returns, refunds): let the intakes
+# take them instead of dead-lettering them as from the future (limits.max-future-skew-secs).
+export ORDERFLOW_MAX_FUTURE_SKEW_SECS=$((30 * 86400))
 # The simulator's journeys are dated up to a week and more ahead: the intakes must take them.
 export ORDERFLOW_MAX_FUTURE_SKEW_SECS=2592000
 

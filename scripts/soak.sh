@@ -54,10 +54,12 @@ closed-order-retention-hours = ${SOAK_RETENTION_HOURS:-48}
 [consumer]
 cache-bytes = ${SOAK_CACHE_BYTES:-134217728}
 EOF
-# Orders are placed in event time from now on, up to ORDERS seconds ahead: let intake take them.
+# Orders are placed in event time from now on, up to ORDERS seconds ahead, and a journey's
+# facts run days past its placement (returns, refunds): let the intake take them.
 export ORDERFLOW_BROKERS ORDERFLOW_CONFIG=$OUT/soak.toml ORDERFLOW_PARTITIONS=6 RUST_LOG=info
-export ORDERFLOW_MAX_FUTURE_SKEW_SECS=$((ORDERS + 86400))
-export ORDERFLOW_TOPIC_PREFIX=soak.$(date +%s).
+export ORDERFLOW_MAX_FUTURE_SKEW_SECS=$((ORDERS + 30 * 86400))
+ORDERFLOW_TOPIC_PREFIX=soak.$(date +%s).
+export ORDERFLOW_TOPIC_PREFIX
 "$BIN/orderflow" topics create >&2
 
 CONSUMERS=(orders payments shipments inventory state)
@@ -74,6 +76,7 @@ done
   echo "$header"
   start=$SECONDS
   while true; do
+    # (a process or store that isn't there yet is an empty cell, not the end of the sampler)
     sent=$(cat "$OUT/orders-sent" 2>/dev/null || echo 0)
     row="$((SECONDS - start)),$sent"
     for i in "${!CONSUMERS[@]}"; do
@@ -81,7 +84,7 @@ done
       row+=",${rss:-}"
     done
     for c in "${CONSUMERS[@]}"; do
-      row+=",$(du -sb "$OUT/data/orderflow-$c-0" 2>/dev/null | cut -f1)"
+      row+=",$({ du -sb "$OUT/data/orderflow-$c-0" 2>/dev/null || true; } | cut -f1)"
     done
     echo "$row"
     sleep "$EVERY"

@@ -19,7 +19,7 @@
 #   TEST_TIMEOUT_TANSU  seconds allowed for the Tansu run (default 300)
 #   TEST_TIMEOUT_SECURED seconds allowed for the run against Kafka with SASL_SSL (default 420)
 #   TEST_TIMEOUT_BROWSER seconds allowed for the browser tests, installs included (default 600)
-#   FUZZ_SECONDS        seconds of fuzzing per fuzz target (default 30)
+#   FUZZ_SECONDS        seconds of fuzzing per fuzz target (default 20 here, 30 in scripts/fuzz.sh)
 
 # shellcheck disable=SC2317,SC2329 # the functions below run indirectly: through `step`, or as the trap
 set -euo pipefail
@@ -152,7 +152,8 @@ step "check-deploy.py (Dockerfile, Grafana dashboard, Kubernetes manifests)" \
   "$VENV/bin/python" scripts/check-deploy.py "$GO_TOOLS/bin/kustomize"
 step "promtool check rules, promtool test rules (deploy/prometheus)" promtool_rules
 step "shellcheck" shell_lint
-step "fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-30} s per target)" scripts/fuzz.sh
+export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+step "fuzz (scripts/fuzz.sh, $FUZZ_SECONDS s per target)" scripts/fuzz.sh
 
 # Build every test first, so the timeouts below bound running the tests, not compiling them.
 step "build tests (cargo test --no-run)" cargo test --workspace --locked --no-run

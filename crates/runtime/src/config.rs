@@ -1001,6 +1001,28 @@ mod tests {
         assert_eq!(error, "kafka.partitions must be at least 1");
     }
 
+    // --- broker outages (issue 13) ---
+    #[test]
+    fn the_outage_limit_is_the_producers_delivery_timeout_unless_one_is_set() {
+        let config = Config::load_with(None, |name| {
+            (name == "ORDERFLOW_OUTAGE_LIMIT_SECS").then(|| "45".to_string())
+        })
+        .unwrap();
+        assert_eq!(config.kafka.outage_limit().as_secs(), 45);
+        let producer = crate::kafka::producer_config(&config.kafka);
+        assert_eq!(producer.get("message.timeout.ms"), Some("45000"));
+        let error = Config::load_with(None, |name| {
+            (name == "ORDERFLOW_OUTAGE_LIMIT_SECS").then(|| "0".to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("kafka.outage-limit-secs must be between 1 and"),
+            "{error}"
+        );
+    }
+    // --- end broker outages ---
+
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()

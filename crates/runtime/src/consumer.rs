@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -68,13 +68,15 @@ pub struct Context<P> {
     failure: Failure,
     /// What ends the consumer when the broker is gone too long (`kafka.outage-limit-secs`).
     outage: OutageLimit,
+    /// Whether a commit of the loop's is waiting for its answer ([`commit_stored`]).
+    commit_in_flight: AtomicBool,
 }
 
 // --- broker outages (issue 13) ---
 /// A broker lost for longer than `kafka.outage-limit-secs` ends the consumer, in one sentence
 /// naming the brokers and the bound; shorter outages are ridden out (librdkafka reconnects and
 /// retries every produce for as long).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OutageLimit {
     brokers: String,
     /// How long no broker may be reachable.
@@ -181,6 +183,22 @@ impl<P: StartPosition> ClientContext for Context<P> {
     fn error(&self, error: KafkaError, reason: &str) {
         self.watch.error(&error, reason);
         self.check_outage();
+        // A fatal error (a static member fenced) leaves a client that can't go on: the
+        // consumer stops, for its supervisor to start a new one.
+        if reason.starts_with("Fatal")
+            || matches!(
+                error.rdkafka_error_code(),
+                Some(
+                    rdkafka::types::RDKafkaErrorCode::Fatal
+                        | rdkafka::types::RDKafkaErrorCode::FencedInstanceId
+                )
+            )
+        {
+            self.failure.record(RuntimeError::Kafka {
+                context: format!("a fatal error of the client ({reason})"),
+                source: error,
+            });
+        }
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -320,6 +338,7 @@ impl<P: StartPosition> ConsumerContext for Context<P> {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        self.commit_in_flight.store(false, Ordering::SeqCst);
         match result {
             Ok(()) => health().committed(),
             Err(error) => {
@@ -426,6 +445,7 @@ pub fn subscribe_member<P: StartPosition>(
             generation: Arc::clone(&generation),
             failure: Failure::default(),
             outage: OutageLimit::of(kafka),
+            commit_in_flight: AtomicBool::new(false),
         })
         .map_err(creation_error("consumer"))?;
     health().member_of_group(name);
@@ -681,9 +701,18 @@ pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// Commits the offsets stored so far, without waiting: the result reaches the commit
 /// callback. Nothing new to commit, or an assignment lost to a session timeout, is refused by
-/// the client at once.
-fn commit_stored<C: ConsumerContext>(consumer: &StreamConsumer<C>) {
+/// the client at once. One commit at a time, and none while no broker is reachable: a commit
+/// left waiting for the coordinator through an outage goes out after the session has timed
+/// out, under the reset member id, and a static member is fenced for it (a fatal error).
+fn commit_stored<P: StartPosition>(consumer: &StreamConsumer<Context<P>>) {
+    let context = consumer.context();
+    if context.watch.unreachable_for().is_some()
+        || context.commit_in_flight.swap(true, Ordering::SeqCst)
+    {
+        return;
+    }
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+        context.commit_in_flight.store(false, Ordering::SeqCst);
         if !matches!(
             error.rdkafka_error_code(),
             Some(
@@ -776,8 +805,48 @@ mod tests {
             watch: Watch::default(),
             generation: Arc::new(AtomicU64::new(0)),
             failure: Failure::default(),
-            outage: OutageLimit::default(),
+            outage: an_hour_limit(),
+            commit_in_flight: AtomicBool::new(false),
         }
+    }
+
+    fn an_hour_limit() -> OutageLimit {
+        OutageLimit {
+            brokers: "10.0.0.5:9092".into(),
+            limit: Duration::from_secs(3_600),
+            delivery: Duration::from_secs(3_600),
+            delivery_setting: "kafka.outage-limit-secs",
+        }
+    }
+
+    #[test]
+    fn a_broker_lost_longer_than_the_limit_is_one_sentence_naming_broker_and_bound() {
+        let outage = an_hour_limit();
+        assert!(outage.lost_for(Duration::from_secs(3_600)).is_none());
+        let error = outage.lost_for(Duration::from_secs(3_601)).unwrap();
+        assert!(error.to_string().starts_with(
+            "kafka at 10.0.0.5:9092: no broker reachable for 3601 s, longer than kafka.outage-limit-secs (3600 s); stopping"
+        ), "{error}");
+    }
+
+    #[test]
+    fn a_produce_that_timed_out_is_said_as_the_broker_lost_other_errors_pass_unchanged() {
+        let outage = an_hour_limit();
+        let timed_out = RuntimeError::Kafka {
+            context: "producing a batch".into(),
+            source: KafkaError::MessageProduction(
+                rdkafka::types::RDKafkaErrorCode::MessageTimedOut,
+            ),
+        };
+        let said = outage.explain(timed_out).to_string();
+        assert!(said.starts_with("kafka at 10.0.0.5:9092: no broker acknowledged a record within 3600 s (kafka.outage-limit-secs); stopping"), "{said}");
+        let refused = RuntimeError::Kafka {
+            context: "producing a batch".into(),
+            source: KafkaError::MessageProduction(
+                rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+            ),
+        };
+        assert_eq!(outage.explain(refused).to_string(), "kafka: producing a batch: Message production error: MessageSizeTooLarge (Broker: Message size too large)");
     }
 
     /// A client of a broker that isn't there: it never connects, which these tests don't need.

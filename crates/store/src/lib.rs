@@ -211,10 +211,15 @@ pub trait StateStore {
     fn scheduled(&self, partition: i32) -> Result<Vec<EntityKey>, StoreError>;
 }
 
+/// sled's page cache per store (its default is 1 GiB): what a store adds to a process's memory
+/// besides the state consumer's entity cache (`consumer.cache-bytes`).
+pub const PAGE_CACHE_BYTES: u64 = 128 << 20;
+
 /// Opens a sled database tuned for many small batched writes.
 pub(crate) fn open_db(path: &std::path::Path) -> Result<sled::Db, StoreError> {
     sled::Config::new()
         .path(path)
+        .cache_capacity(PAGE_CACHE_BYTES)
         .mode(sled::Mode::HighThroughput)
         .open()
         .map_err(|source| StoreError::Open {

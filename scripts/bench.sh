@@ -54,8 +54,6 @@ export ORDERFLOW_BROKERS ORDERFLOW_PARTITIONS=6 RUST_LOG=info
 # The simulated journeys run days ahead of now (deliveries, returns, refunds): let the intakes
 # take them instead of dead-lettering them as from the future (limits.max-future-skew-secs).
 export ORDERFLOW_MAX_FUTURE_SKEW_SECS=$((30 * 86400))
-# The simulator's journeys are dated up to a week and more ahead: the intakes must take them.
-export ORDERFLOW_MAX_FUTURE_SKEW_SECS=2592000
 
 start() { # start NAME INSTANCE -> pid in STARTED
   "$BIN/$1" --instance "$2" 2>>"$OUT/logs/${ORDERFLOW_TOPIC_PREFIX}$1-$2.log" &

@@ -15,7 +15,7 @@
 # kustomize, Kafka and Tansu are installed into .tools/ on first use, promtool with apt-get.
 #
 # Environment:
-#   TEST_TIMEOUT_KAFKA  seconds allowed for running `cargo test --workspace` against Kafka (default 480)
+#   TEST_TIMEOUT_KAFKA  seconds allowed for running `cargo test --workspace` against Kafka (default 600)
 #   TEST_TIMEOUT_TANSU  seconds allowed for the Tansu run (default 300)
 #   TEST_TIMEOUT_SECURED seconds allowed for the run against Kafka with SASL_SSL (default 420)
 #   TEST_TIMEOUT_BROWSER seconds allowed for the browser tests, installs included (default 600)
@@ -29,7 +29,7 @@ cd "$ROOT"
 
 VENV=$ROOT/.tools/venv
 REQUIREMENTS=$ROOT/scripts/requirements-ci.txt
-TIMEOUT_KAFKA=${TEST_TIMEOUT_KAFKA:-480}
+TIMEOUT_KAFKA=${TEST_TIMEOUT_KAFKA:-600}
 TIMEOUT_TANSU=${TEST_TIMEOUT_TANSU:-300}
 TIMEOUT_SECURED=${TEST_TIMEOUT_SECURED:-420}
 # Pinned tools of the deploy checks: kustomize from the Go module proxy (into .tools/go), promtool

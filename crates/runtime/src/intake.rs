@@ -165,7 +165,7 @@ impl BatchHandler for Intake {
                     Ok(event) => {
                         let fresh = !self.unindexed.contains(&event.event_id)
                             && !self.dedup.contains(&event.event_id)?;
-                        debug!(order_id = %event.key, kind = event.body.kind(), event_id = %event.event_id,
+                        debug!(order_id = %event.key.masked(), kind = event.body.kind(), event_id = %event.event_id,
                             topic = %provenance.topic, partition = provenance.partition,
                             offset = provenance.offset, fresh, "input record");
                         if !fresh {

@@ -295,7 +295,7 @@ impl StateConsumer {
     ) -> Result<(), RuntimeError> {
         for decision in decisions {
             if self.in_flight.insert(decision.event_id.clone()) {
-                debug!(order_id = %decision.key, decision = decision.body.kind(),
+                debug!(order_id = %decision.key.masked(), decision = decision.body.kind(),
                     rule_version = %self.rules.current().version, "decision recorded");
                 metrics::counter!(crate::telemetry::DECISIONS.name, "kind" => decision.body.kind())
                     .increment(1);
@@ -531,7 +531,7 @@ impl BatchHandler for StateConsumer {
                 };
                 let step = match self.fold.apply(store.as_ref(), partition, offset, &event, mode)? {
                     Applied::Duplicate => {
-                        debug!(order_id = %event.key, event_id = %event.event_id, partition, offset, "duplicate event dropped");
+                        debug!(order_id = %event.key.masked(), event_id = %event.event_id, partition, offset, "duplicate event dropped");
                         metrics::counter!(crate::telemetry::DUPLICATES_DROPPED.name,
                             "consumer" => CONSUMER_NAME, "stage" => "fold").increment(1);
                         continue;
@@ -540,7 +540,7 @@ impl BatchHandler for StateConsumer {
                 };
                 self.next_due.remove(&(partition, event.key.clone()));
                 self.recount(partition, &event.key);
-                debug!(order_id = %event.key, kind = event.body.kind(), partition, offset, live, "event folded");
+                debug!(order_id = %event.key.masked(), kind = event.body.kind(), partition, offset, live, "event folded");
                 if !live {
                     continue;
                 }

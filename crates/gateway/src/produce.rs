@@ -15,8 +15,7 @@ use std::time::Duration;
 use orderflow_runtime::config::{Config, KafkaConfig};
 use orderflow_runtime::kafka;
 use orderflow_runtime::output::Output;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
@@ -95,21 +94,7 @@ impl Producer {
         let producer = self.current();
         let mut deliveries = Vec::with_capacity(outputs.len());
         for output in outputs {
-            let headers =
-                output
-                    .headers
-                    .iter()
-                    .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                        headers.insert(Header {
-                            key,
-                            value: Some(value),
-                        })
-                    });
-            let record = FutureRecord::to(&output.topic)
-                .key(&output.key)
-                .payload(&output.payload)
-                .headers(headers);
-            match producer.send_result(record) {
+            match producer.send_result(output.record()) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err((error, _))
                     if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>

@@ -33,6 +33,25 @@ pub struct Output {
     pub headers: Vec<(&'static str, Vec<u8>)>,
 }
 
+impl Output {
+    /// The record to hand to a producer, borrowing the output's key, value and headers.
+    pub fn record(&self) -> FutureRecord<'_, [u8], [u8]> {
+        let headers = self
+            .headers
+            .iter()
+            .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            });
+        FutureRecord::to(&self.topic)
+            .key(self.key.as_slice())
+            .payload(self.payload.as_slice())
+            .headers(headers)
+    }
+}
+
 /// Where a consumer's dead letters go, and how large one may be (`limits.max-dead-letter-bytes`).
 #[derive(Debug, Clone)]
 pub struct Dlq {
@@ -405,19 +424,7 @@ pub async fn send_guarded(
 
 /// Hands one output to the producer, waiting while its queue is full (up to [`QUEUE_FULL_LIMIT`]).
 async fn enqueue(producer: &FutureProducer, output: &Output) -> Result<DeliveryFuture, KafkaError> {
-    let headers = output
-        .headers
-        .iter()
-        .fold(OwnedHeaders::new(), |headers, (key, value)| {
-            headers.insert(Header {
-                key,
-                value: Some(value),
-            })
-        });
-    let mut record = FutureRecord::to(&output.topic)
-        .key(&output.key)
-        .payload(&output.payload)
-        .headers(headers);
+    let mut record = output.record();
     let full_since = Instant::now();
     loop {
         match producer.send_result(record) {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use orderflow_domain::{
     fire_timers, step, Effect, Entity, EntityKey, Event, Mode, Rules, Timestamp, LOG_SCHEMA_VERSION,
 };
+use orderflow_schema::log::decode_log_record;
 use orderflow_schema::{decode_within, InputTopic, Limits, Provenance};
 
 /// One input record, offered to every input topic as its intake decodes it (default limits, a
@@ -55,13 +56,20 @@ pub fn read_back(event: &Event) -> Event {
     serde_json::from_slice(&bytes).expect("a serialized event reads back")
 }
 
-/// Any bytes as `order-events` records, one a line: each readable record reads back as it was
-/// written, and folding them all ([`fold`]) ends without a panic. Unreadable records are
-/// skipped, as the state consumer skips them.
+/// Any bytes as `order-events` records, one a line, read by the decoder the state consumer
+/// uses: each record reads as an event that reads back as it was written, or is refused with
+/// a reason; folding the events ([`fold`]) ends without a panic. (A refused record stops the
+/// state consumer's partition; here it is left out, as an operator's skip would.)
 pub fn log(bytes: &[u8]) {
     let records: Vec<Event> = bytes
         .split(|byte| *byte == b'\n')
-        .filter_map(|line| serde_json::from_slice::<Event>(line).ok())
+        .filter_map(|line| match decode_log_record(line) {
+            Ok(event) => Some(event),
+            Err(refused) => {
+                assert!(!refused.to_string().is_empty(), "a refusal without a reason");
+                None
+            }
+        })
         .collect();
     for event in &records {
         assert_eq!(

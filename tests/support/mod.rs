@@ -13,9 +13,9 @@ use orderflow_domain::{
     Event, ExceptionChange, Notification, OrderSnapshot, RoutingInstruction, Status,
 };
 use orderflow_runtime::config::KafkaConfig;
-use orderflow_runtime::fold::decode_log_record;
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_schema::headers;
+use orderflow_schema::log::decode_log_record;
 use orderflow_schema::output::{
     ExceptionChangeRecord, NotificationRecord, OrderStateRecord, OutputError, RoutingRecord,
     Versioned,
@@ -657,8 +657,6 @@ fn replace_file(path: &Path, text: &str) {
     std::fs::rename(&temporary, path).unwrap();
 }
 
-// --- broker outages (tests/outage.rs) ---
-
 /// A Kafka broker of a test's own (`scripts/kafka.sh` in a run dir of its own), for tests that
 /// stop or freeze the broker: the shared one is never touched. Stopped and deleted when dropped.
 pub struct OwnBroker {
@@ -752,4 +750,3 @@ impl Proc {
         }
     }
 }
-// --- end broker outages ---

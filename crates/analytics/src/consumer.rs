@@ -22,11 +22,11 @@ use tracing::warn;
 
 use orderflow_runtime::config::Config;
 use orderflow_runtime::consumer::{self, BatchHandler, StartPosition};
-use orderflow_runtime::fold::decode_log_record;
 use orderflow_runtime::kafka::Topics;
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::output::{send, Output, Sent};
 use orderflow_runtime::{telemetry, RuntimeError};
+use orderflow_schema::log::decode_log_record;
 use orderflow_schema::output::{ExceptionChangeRecord, OrderStateRecord};
 
 use crate::facts::order_fact;

@@ -23,10 +23,10 @@ use orderflow_domain::{
     Timestamp,
 };
 use orderflow_runtime::config::KafkaConfig;
-use orderflow_runtime::fold::decode_log_record;
 use orderflow_runtime::inspect::{inspection, Inspection};
 use orderflow_runtime::kafka::{client_config, Topics};
 use orderflow_runtime::RuntimeError;
+use orderflow_schema::log::decode_log_record;
 use orderflow_schema::output::OrderStateRecord;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};

@@ -18,11 +18,11 @@ use orderflow_schema::{headers, InputTopic};
 use crate::simulate::{histogram, Latency};
 use orderflow_runtime::config::Config;
 use orderflow_runtime::consumer::{self, BatchHandler, Committed};
-use orderflow_runtime::fold::decode_log_record;
 use orderflow_runtime::kafka::{client_config, header, producer, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::output::{send, Output, Sent};
 use orderflow_runtime::RuntimeError;
+use orderflow_schema::log::decode_log_record;
 
 #[derive(Debug, Serialize)]
 pub struct Rate {

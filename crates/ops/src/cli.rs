@@ -108,13 +108,11 @@ enum Command {
     Report(crate::kpi_report::ReportArgs),
     /// Print every metric the consumers export (name, type, labels, help) as a Markdown table.
     Metrics,
-    // --- dlq (H1) ---
     /// The dead-letter queue: list, show (personal data masked) and redrive dead letters.
     Dlq {
         #[command(subcommand)]
         action: crate::dlq::Action,
     },
-    // --- end dlq ---
     /// The configuration in effect.
     Config {
         #[command(subcommand)]

@@ -12,10 +12,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use orderflow_runtime::config::Config;
-use orderflow_runtime::fold::{decode_log_record, Fold, LogRecordError};
+use orderflow_runtime::fold::Fold;
 use orderflow_runtime::kafka::{check_topics, create_topics, TopicDifference, Topics};
 use orderflow_runtime::logread::{read_topic, Until};
 use orderflow_runtime::RuntimeError;
+use orderflow_schema::log::{decode_log_record, LogRecordError};
 use orderflow_schema::output::{OrderStateRecord, Versioned};
 
 use crate::report::ExceptionLedger;

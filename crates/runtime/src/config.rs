@@ -176,7 +176,6 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// Consumer group session timeout. Short in dev/test so a restarted consumer rejoins fast.
     pub session_timeout_ms: u32,
-    // --- broker outages (issue 13) ---
     /// How long a consumer rides out a broker it can't reach: produces are retried that long
     /// (librdkafka's `message.timeout.ms`), and a consumer that has seen no broker for longer
     /// stops with one line naming the brokers, for its supervisor to restart it.
@@ -184,12 +183,9 @@ pub struct KafkaConfig {
     /// How long one produce may be retried by the client before it fails; unset, the outage
     /// limit. (The gateway sets its own, shorter: a caller waits for the answer.)
     pub message_timeout_ms: Option<u32>,
-    // --- end broker outages ---
-    // --- operator commands (issue 13) ---
     /// How long an operator command (`orderflow status`, `inspect`, ...) waits for a broker to
     /// answer before it gives up with one line naming `kafka.brokers`.
     pub connect_timeout_secs: u32,
-    // --- end operator commands ---
     /// `min.insync.replicas` of the topics `orderflow topics create` makes; the broker's
     /// default when unset.
     pub min_insync_replicas: Option<i32>,
@@ -343,12 +339,10 @@ impl<'de> Deserialize<'de> for ClientProperties {
 pub struct StoreConfig {
     /// Each consumer keeps its local state in `{data-dir}/{consumer}-{instance}`.
     pub data_dir: PathBuf,
-    // --- retention (issue 13 item 4) ---
     /// Hours of event time an event id is remembered for dedupe (intake index, skus, buyers).
     pub dedup_window_hours: u32,
     /// Hours of event time a closed order stays in the state store after its last event.
     pub closed_order_retention_hours: u32,
-    // --- end retention ---
 }
 
 impl StoreConfig {
@@ -370,20 +364,16 @@ impl StoreConfig {
 pub struct ConsumerConfig {
     /// Most records processed (and made durable) together.
     pub max_batch: usize,
-    // --- entity cache (issue 17 item 1) ---
     /// Bytes of entities the state consumer (and a replay) keeps in memory between batches;
     /// unset: an eighth of the memory available at start, between 64 MiB and 1 GiB.
     pub cache_bytes: Option<u64>,
     /// Replaced by `cache-bytes`; read only to say so.
     #[serde(skip_serializing)]
     cache_entities: Option<serde::de::IgnoredAny>,
-    // --- end entity cache ---
-    // --- log evolution (issue 13) ---
     /// Records of `order-events` that can't be read and that an operator chose to pass over,
     /// as `"partition@offset"`: the state consumer dead-letters each and goes on, a replay
     /// skips them too. Any other unreadable record stops its partition.
     pub skip_log_records: crate::fold::LogSkips,
-    // --- end log evolution ---
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -640,7 +630,7 @@ impl Config {
         }
         crate::kafka::check_properties(&self.kafka)?;
         self.limits.check().map_err(RuntimeError::Config)?;
-        // --- dead letters (H1): a dead letter must fit what the producer sends ---
+        // A dead letter must fit what the producer sends.
         let producer_max = self
             .kafka
             .producer
@@ -654,7 +644,6 @@ impl Config {
                 self.limits.max_dead_letter_bytes
             )));
         }
-        // --- end dead letters ---
         if self.consumer.max_batch == 0 {
             return fail("consumer.max-batch must be at least 1");
         }
@@ -939,7 +928,6 @@ mod tests {
         assert!(error.to_string().contains("max-line"), "{error}");
     }
 
-    // --- entity cache and retention (issue 13 item 4, issue 17 item 1) ---
     #[test]
     fn the_cache_is_sized_in_bytes_and_the_old_entity_count_is_refused_naming_the_new_field() {
         let toml = file("[consumer]\ncache-entities = 50000\n");
@@ -974,7 +962,6 @@ mod tests {
             .to_string();
         assert!(error.contains("store.dedup-window-hours"), "{error}");
     }
-    // --- end entity cache and retention ---
 
     #[test]
     fn an_unknown_key_is_refused_by_name() {
@@ -1001,7 +988,6 @@ mod tests {
         assert_eq!(error, "kafka.partitions must be at least 1");
     }
 
-    // --- broker outages (issue 13) ---
     #[test]
     fn the_outage_limit_is_the_producers_delivery_timeout_unless_one_is_set() {
         let config = Config::load_with(None, |name| {
@@ -1021,7 +1007,6 @@ mod tests {
             "{error}"
         );
     }
-    // --- end broker outages ---
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

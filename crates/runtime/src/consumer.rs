@@ -72,7 +72,6 @@ pub struct Context<P> {
     commit_in_flight: AtomicBool,
 }
 
-// --- broker outages (issue 13) ---
 /// A broker lost for longer than `kafka.outage-limit-secs` ends the consumer, in one sentence
 /// naming the brokers and the bound; shorter outages are ridden out (librdkafka reconnects and
 /// retries every produce for as long).
@@ -139,7 +138,6 @@ impl<P> Context<P> {
         }
     }
 }
-// --- end broker outages ---
 
 /// The first error a client callback met, handed to the consumer loop, which stops with it.
 #[derive(Default)]

@@ -32,12 +32,13 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
-use crate::fold::{decode_log_record, Applied, Fold, LogRecordError, LogSkips};
+use crate::fold::{Applied, Fold, LogSkips};
 use crate::kafka::{producer, with_retries, Topics, ATTEMPT_TIMEOUT};
 use crate::output::{deliver, send_guarded, DeadLetter, Dlq, Output, Sent};
 use crate::rules::{Clock, RulesSource};
 use crate::telemetry::health;
 use crate::RuntimeError;
+use orderflow_schema::log::{decode_log_record, LogRecordError};
 
 pub const CONSUMER_NAME: &str = "orderflow-state";
 
@@ -87,13 +88,11 @@ pub struct StateConsumer {
     open_exceptions: BTreeMap<i32, HashMap<EntityKey, Vec<(Owner, Level)>>>,
     /// (owner, level) pairs ever reported, so one that drops to none reads 0, not stale.
     exception_gauges: BTreeSet<(Owner, Level)>,
-    // --- log evolution (issue 13) ---
     /// Per partition stopped at a record this build can't read, that record's offset: nothing
     /// of the partition from it on is folded, and no offset past it is stored or committed.
     stalled: BTreeMap<i32, i64>,
     /// Unreadable records an operator chose to pass over (`consumer.skip-log-records`).
     skips: LogSkips,
-    // --- end log evolution ---
 }
 
 /// How often the store's size is reported.
@@ -485,7 +484,7 @@ impl BatchHandler for StateConsumer {
         );
         async {
             let mut outputs = Vec::new();
-            // (H1) Where each output was made: (its index, the log record's partition and
+            // Where each output was made: (its index, the log record's partition and
             // offset), so one the broker refuses is dead-lettered with that provenance.
             let mut made_at: Vec<(usize, i32, i64)> = Vec::new();
             let mut snapshot_made_at: HashMap<(i32, EntityKey), i64> = HashMap::new();
@@ -499,7 +498,6 @@ impl BatchHandler for StateConsumer {
                 let (partition, offset) = (message.partition(), message.offset());
                 made_at.push((outputs.len(), partition, offset));
                 let live = offset >= self.live_from.get(&partition).copied().unwrap_or(0);
-                // --- log evolution (issue 13) ---
                 if self.stalled.get(&partition).is_some_and(|at| offset > *at) {
                     // Fetched before the partition was paused: read again once it resumes.
                     continue;
@@ -522,7 +520,6 @@ impl BatchHandler for StateConsumer {
                         continue;
                     }
                 };
-                // --- end log evolution ---
                 self.in_flight.remove(&event.event_id);
                 let mode = if live {
                     Mode::Live { rules: self.rules.current(), now, decider: CONSUMER_NAME }
@@ -601,7 +598,6 @@ impl BatchHandler for StateConsumer {
     }
 }
 
-// --- log evolution (issue 13) ---
 impl StateConsumer {
     /// Stops `message`'s partition at it: a record this build can't read is a fact it can't
     /// fold yet (or bytes an operator must look at), so nothing after it may be folded.
@@ -649,7 +645,6 @@ impl StateConsumer {
         Ok(())
     }
 }
-// --- end log evolution ---
 
 /// The (owner, level) of each open exception of an order.
 fn open_of(order: &orderflow_domain::OrderState) -> Vec<(Owner, Level)> {

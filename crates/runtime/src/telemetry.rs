@@ -863,7 +863,6 @@ mod tests {
     }
 }
 
-// --- log evolution (issue 13) ---
 #[cfg(test)]
 mod stall_tests {
     use super::*;
@@ -906,4 +905,3 @@ mod stall_tests {
         );
     }
 }
-// --- end log evolution ---

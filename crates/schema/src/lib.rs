@@ -10,6 +10,7 @@
 
 pub mod headers;
 mod limits;
+pub mod log;
 pub mod output;
 mod proto;
 mod validate;
@@ -132,14 +133,12 @@ pub enum RejectionKind {
     /// A record of `order-events` the state consumer can't read back as an event: not an
     /// input record, so none of the input kinds above fits.
     UnreadableLogRecord,
-    // --- dead letters (H1) ---
     /// An input record larger than `limits.max-record-bytes`: dead-lettered without decoding.
     RecordTooLarge,
     /// A record the consumer made (an event, a snapshot) that the broker refused for good
     /// (too large, invalid): the dead letter carries the input it came from (an intake) or
     /// the refused record itself (the state consumer).
     OutputRefused,
-    // --- end dead letters ---
 }
 
 impl RejectionKind {

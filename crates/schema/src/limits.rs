@@ -24,12 +24,10 @@ pub struct Limits {
     pub max_amount_fen: u64,
     /// How far `occurred_at` may be ahead of the reader's clock, in seconds.
     pub max_future_skew_secs: u64,
-    // --- dead letters (H1) ---
     /// Largest dead letter (key, value and headers), in bytes: a copy of a bigger record is
     /// truncated to fit, so the DLQ always takes it. Keep it under the producer's and the
     /// `dlq` topic's `message.max.bytes` (1 MB by default).
     pub max_dead_letter_bytes: usize,
-    // --- end dead letters ---
 }
 
 impl Default for Limits {

@@ -334,39 +334,20 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Anal
             channel,
             payment_id,
             amount_fen,
-        } => {
-            let added = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO payments (order_id, payment_id, amount_fen) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![order_id, payment_id, amount_fen])?;
-            if added > 0 {
-                tx.prepare_cached(
-                    "INSERT INTO orders (order_id, channel, paid_fen) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (order_id) DO UPDATE SET paid_fen = paid_fen + excluded.paid_fen",
-                )?
-                .execute(params![order_id, channel, amount_fen])?;
-            }
-        }
+        } => add_money(tx, Money::Paid, order_id, channel, payment_id, *amount_fen)?,
         Change::Refund {
             order_id,
             channel,
             refund_id,
             amount_fen,
-        } => {
-            let added = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO refunds (order_id, refund_id, amount_fen) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![order_id, refund_id, amount_fen])?;
-            if added > 0 {
-                tx.prepare_cached(
-                    "INSERT INTO orders (order_id, channel, refunded_fen) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (order_id) DO UPDATE SET refunded_fen = refunded_fen + excluded.refunded_fen",
-                )?
-                .execute(params![order_id, channel, amount_fen])?;
-            }
-        }
+        } => add_money(
+            tx,
+            Money::Refunded,
+            order_id,
+            channel,
+            refund_id,
+            *amount_fen,
+        )?,
         Change::Position {
             order_id,
             partition,
@@ -474,6 +455,41 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), Anal
             )?
             .execute(params![order_id, change_id, change, acked_ms])?;
         }
+    }
+    Ok(())
+}
+
+/// Money that reaches an order in parts, each part counted once by its id.
+#[derive(Clone, Copy)]
+enum Money {
+    Paid,
+    Refunded,
+}
+
+/// Records one payment or refund (ignored if its id is known) and adds it to the order's total.
+fn add_money(
+    tx: &rusqlite::Transaction<'_>,
+    money: Money,
+    order_id: &str,
+    channel: &str,
+    part_id: &str,
+    amount_fen: i64,
+) -> Result<(), AnalyticsError> {
+    let (table, id_column, total) = match money {
+        Money::Paid => ("payments", "payment_id", "paid_fen"),
+        Money::Refunded => ("refunds", "refund_id", "refunded_fen"),
+    };
+    let added = tx
+        .prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {table} (order_id, {id_column}, amount_fen) VALUES (?1, ?2, ?3)"
+        ))?
+        .execute(params![order_id, part_id, amount_fen])?;
+    if added > 0 {
+        tx.prepare_cached(&format!(
+            "INSERT INTO orders (order_id, channel, {total}) VALUES (?1, ?2, ?3)
+             ON CONFLICT (order_id) DO UPDATE SET {total} = {total} + excluded.{total}"
+        ))?
+        .execute(params![order_id, channel, amount_fen])?;
     }
     Ok(())
 }

@@ -6,6 +6,13 @@
 #      BENCH_SMALL_CACHE, default 4 MiB) holding a small fraction of the live entities (orders +
 #      buyers + skus, more than BENCH_ORDERS), so most events find their entity evicted; its
 #      rate next to 1's, and how many entities the cache held (from /metrics).
+#   1c. records per input fact: what the throughput drain wrote to each topic (order-events,
+#      order-state, exceptions, notifications, warehouse-routing, dlq) and read (input topics,
+#      order-events), per input record, from the topics' watermarks.
+#   1d. preloaded: BENCH_PRELOAD_RUNS (3) drains of BENCH_PRELOAD_ORDERS (50 000) orders placed,
+#      paid, shipped, delivered and completed, 5 % duplicate callbacks and no other mess
+#      (issue 17's scenario): each run's input records/s, and the slowest run against the
+#      fastest (target: within 1.5x).
 #   2. replay: `orderflow replay` of the resulting log vs a raw read of it; ratio.
 #   3. scale-out: the preloaded drain with 1, 2 and 3 state consumers (6 partitions), and a run
 #      where copies join and leave mid-run, verification on each.
@@ -15,7 +22,8 @@
 #      facts' latency per hop (input -> log -> order-state) from the records' create times.
 # Results: var/bench/results.jsonl (one JSON report per line) and a summary on stdout.
 #
-# usage: scripts/bench.sh  (BENCH_SMALL_CACHE=4194304 BENCH_ORDERS=40000 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000 BENCH_WARMUP=3, whole seconds)
+# usage: scripts/bench.sh  (BENCH_SMALL_CACHE=4194304 BENCH_ORDERS=40000 BENCH_PRELOAD_ORDERS=50000
+#   BENCH_PRELOAD_RUNS=3 BENCH_RATE=2000 BENCH_LATENCY_ORDERS=10000 BENCH_WARMUP=3, whole seconds)
 #   KAFKA_TEST_JIT=quick    run the Kafka broker with the test harness's C1-only JIT instead of full
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +34,8 @@ SMALL_CACHE=${BENCH_SMALL_CACHE:-4194304}
 RATE=${BENCH_RATE:-2000}
 LATENCY_ORDERS=${BENCH_LATENCY_ORDERS:-10000}
 WARMUP=${BENCH_WARMUP:-3}
+PRELOAD_ORDERS=${BENCH_PRELOAD_ORDERS:-50000}
+PRELOAD_RUNS=${BENCH_PRELOAD_RUNS:-3}
 BROKER_SCRIPT=scripts/kafka.sh
 # A benchmark measures a warm broker, compiled as a production JVM compiles it; the quick-start
 # C1-only JIT of the test harness uses about 1.5-2x the CPU per request (BENCHMARKS.md, run E).
@@ -80,11 +90,12 @@ wait_for_line() { # wait_for_line FILE PATTERN SECONDS
 }
 
 # A preloaded drain: simulate sends everything first, then the pipeline starts.
-# usage: drain NAME STATE_COPIES [relay]
+# usage: [DRAIN_ORDERS=N] [DRAIN_MIX=FILE] drain NAME STATE_COPIES [relay]
 drain() {
-  local name=$1 copies=$2 relay=${3:-}
+  local name=$1 copies=$2 relay=${3:-} mix=()
+  if [[ -n ${DRAIN_MIX:-} ]]; then mix=(--mix "$DRAIN_MIX"); fi
   fresh "bench.$name."
-  "$BIN/orderflow" simulate --orders "$ORDERS" --seed 42 --tag "B$name" --settle-timeout 900 --json \
+  "$BIN/orderflow" simulate --orders "${DRAIN_ORDERS:-$ORDERS}" --seed 42 --tag "B$name" "${mix[@]}" --settle-timeout 900 --json \
     >"$OUT/$name.json" 2>"$OUT/logs/$name.simulate.log" &
   local sim=$!
   wait_for_line "$OUT/logs/$name.simulate.log" "records sent" 600
@@ -114,11 +125,29 @@ drain() {
 
 echo "== throughput: relay vs pipeline, $ORDERS orders" >&2
 drain throughput 1 relay
+# The drain's topics hold only this run: what each holds, per input record.
+"$BIN/orderflow" bench records >"$OUT/records.json"
 echo "== replay vs raw read of the log" >&2
 "$BIN/orderflow" replay --json >"$OUT/replay.json"
 "$BIN/orderflow" bench read-log >"$OUT/read-log.json"
 echo "== out of cache: $ORDERS orders, consumer.cache-bytes = $SMALL_CACHE" >&2
 ORDERFLOW_CACHE_BYTES=$SMALL_CACHE STATE_METRICS=127.0.0.1:$(free_port) drain outcache 1
+
+echo "== preloaded: $PRELOAD_ORDERS orders placed, paid, shipped, delivered, completed, 5 % duplicates; $PRELOAD_RUNS runs" >&2
+cat >"$OUT/preload-mix.toml" <<'TOML'
+cancel-share = 0.0
+payment-failure-share = 0.0
+return-share = 0.0
+abandon-share = 0.0
+in-flight-share = 0.0
+duplicate-share = 0.05
+out-of-order-share = 0.0
+late-share = 0.0
+malformed-share = 0.0
+TOML
+for ((run = 1; run <= PRELOAD_RUNS; run++)); do
+  DRAIN_ORDERS=$PRELOAD_ORDERS DRAIN_MIX=$OUT/preload-mix.toml drain "preload$run" 1
+done
 
 for copies in 1 2 3; do
   echo "== scale-out: $copies state consumer(s)" >&2
@@ -163,6 +192,18 @@ rows = []
 rows.append(("pipeline drain (facts/s)", f"{t['pipeline_events_per_second']:.0f}"))
 rows.append(("plain relay (records/s)", f"{relay['records_per_second']:.0f}"))
 rows.append(("pipeline / relay", f"{t['pipeline_events_per_second'] / relay['records_per_second']:.2f}"))
+rec = j("records.json")
+per = rec["per_input"]
+rows.append(("records per input fact, throughput drain", f"written {rec['written_per_input']:.2f} (" + ", ".join(f"{name} {per[name]:.2f}" for name in rec["written_topics"]) + f"), read {rec['read_per_input']:.2f} ({rec['inputs']} input records)"))
+# Input records/s of a preloaded drain: records sent over the time from the first to the last
+# fact reflected on order-state (the simulator's facts/s is over that time).
+def input_rate(r):
+    reflected = r["facts"] - r["facts_not_reflected"]
+    return r["records_sent"] * r["pipeline_events_per_second"] / max(reflected, 1)
+preloads = sorted(out.glob("preload*.json"), key=lambda p: int(p.stem[len("preload"):]))
+rates = [input_rate(json.loads(p.read_text())) for p in preloads]
+if rates:
+    rows.append((f"preloaded drains, {len(rates)} runs (input records/s)", " / ".join(f"{r:.0f}" for r in rates) + f"; slowest to fastest {max(rates) / max(min(rates), 1e-9):.2f}x"))
 o = j("outcache.json")
 gauge = lambda name: next((float(line.split()[-1]) for line in (out / "outcache.metrics.txt").read_text().splitlines() if line.startswith(name)), float("nan")) if (out / "outcache.metrics.txt").exists() else float("nan")
 rows.append(("pipeline drain out of cache (facts/s)", f"{o['pipeline_events_per_second']:.0f}: {o['pipeline_events_per_second'] / t['pipeline_events_per_second']:.2f} of the in-cache drain; the cache held {gauge('orderflow_entity_cache_entities'):.0f} entities in {gauge('orderflow_entity_cache_bytes') / 2**20:.1f} MiB, the store more than {t['verdict']['orders']} orders plus their buyers and skus"))
@@ -176,7 +217,7 @@ H = j("hops.json")
 rows.append(("latency ms per hop after the warm-up, p50/p99", f"intake {H['intake_ms']['p50']:.0f}/{H['intake_ms']['p99']:.0f}, state {H['state_ms']['p50']:.0f}/{H['state_ms']['p99']:.0f}, both {H['total_ms']['p50']:.0f}/{H['total_ms']['p99']:.0f} (n={H['facts']})"))
 W = lat['warmup_latency_ms']
 rows.append((f"latency ms in the first {lat['warmup_seconds']:.0f} s, p50/p99/max", f"{W['p50']:.1f} / {W['p99']:.1f} / {W['max']:.1f} (n={W['count']})"))
-for name in ["throughput", "outcache", "latency", "scale1", "scale2", "scale3", "rebalance"]:
+for name in ["throughput", "outcache", *[p.stem for p in preloads], "latency", "scale1", "scale2", "scale3", "rebalance"]:
     r = j(f"{name}.json")
     v = r["verdict"]
     extra = f" {r['pipeline_events_per_second']:.0f} facts/s" if name.startswith("scale") else ""
@@ -184,6 +225,6 @@ for name in ["throughput", "outcache", "latency", "scale1", "scale2", "scale3", 
 for k, v in rows:
     print(f"| {k} | {v} |")
 with open(out / "results.jsonl", "w") as f:
-    for name in ["throughput", "throughput.relay", "outcache", "replay", "read-log", "latency", "hops", "scale1", "scale2", "scale3", "rebalance"]:
+    for name in ["throughput", "throughput.relay", "records", "outcache", *[p.stem for p in preloads], "replay", "read-log", "latency", "hops", "scale1", "scale2", "scale3", "rebalance"]:
         f.write(json.dumps({name: j(f"{name}.json")}) + "\n")
 PY

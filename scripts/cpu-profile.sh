@@ -2,7 +2,8 @@
 # Where the CPU goes, per process, on a fresh local Apache Kafka (BENCHMARKS.md, run D):
 #   1. drain: N orders preloaded into the input topics, then drained by the four intake
 #      consumers and one state consumer; prints each process's CPU seconds (from /proc) and
-#      the wall time until every fact is reflected on order-state.
+#      the wall time until every fact is reflected on order-state, and the CPU milliseconds
+#      each process spent per input record (input fact) of the drain.
 #   2. requests: the same consumers at RATE events/s; prints the requests per second each
 #      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s), and the run's
 #      end-to-end latency, overall and per hop (`orderflow bench hops`).
@@ -84,8 +85,14 @@ done
 wait "$sim" || echo "the drain reported a mismatch" >&2
 echo "drain wall time: $((SECONDS - started)) s (whole seconds, consumers' start included)"
 python3 -c 'import json, sys; print("drain facts/s, first to last reflected: %.0f" % json.load(open(sys.argv[1]))["pipeline_events_per_second"])' "$OUT/drain.json"
-echo "CPU seconds: broker $(echo "$broker_now - $broker_before" | bc)"
+broker_used=$(echo "$broker_now - $broker_before" | bc)
+echo "CPU seconds: broker $broker_used"
 for i in "${!CONSUMERS[@]}"; do echo "CPU seconds: ${CONSUMERS[$i]} ${used[$i]}"; done
+# Per input record sent (duplicates and malformed ones included: each is work for the pipeline).
+inputs=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["records_sent"])' "$OUT/drain.json")
+per_input() { awk -v seconds="$1" -v inputs="$inputs" 'BEGIN { printf "%.3f", seconds * 1000 / inputs }'; }
+echo "CPU ms per input fact ($inputs input records): broker $(per_input "$broker_used")"
+for i in "${!CONSUMERS[@]}"; do echo "CPU ms per input fact: ${CONSUMERS[$i]} $(per_input "${used[$i]}")"; done
 for pid in "${PIDS[@]}"; do kill -TERM "$pid"; done
 wait "${PIDS[@]}" 2>/dev/null || true
 

@@ -178,9 +178,8 @@ async fn a_stock_level_dated_2099_pins_no_warehouse() {
                     .read("order-events")
                     .await
                     .iter()
-                    .filter(|record| {
-                        matches!(record.log_event().body, EventBody::StockLevelChanged { .. })
-                    })
+                    .flat_map(|record| record.log_events())
+                    .filter(|event| matches!(event.body, EventBody::StockLevelChanged { .. }))
                     .count();
                 (levels == 3).then_some(())
             },
@@ -250,7 +249,8 @@ async fn a_record_from_the_future_is_dead_lettered_naming_the_field_not_the_valu
                 .read("order-events")
                 .await
                 .iter()
-                .any(|record| record.log_event().key.to_string() == "tmall:NOW1")
+                .flat_map(|record| record.log_events())
+                .any(|event| event.key.to_string() == "tmall:NOW1")
                 .then_some(())
         })
         .await;

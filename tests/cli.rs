@@ -1,9 +1,12 @@
 //! The operator CLI where it needs no broker: configuration errors, the clock it reports at,
 //! and `replay --verify` of a store with nothing to compare. The broker address points at a
-//! closed port, so a command that tried to reach Kafka would fail instead of passing.
+//! closed port, so a command that tried to reach Kafka would fail instead of passing. And
+//! `orderflow tail` on the real broker.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::process::{Command, Output};
 
@@ -187,4 +190,90 @@ fn output_to_a_closed_pipe_ends_quietly_and_successfully() {
         assert!(output.status.success(), "{args:?}: {stderr}");
         assert_eq!(stderr, "", "{args:?}");
     }
+}
+
+/// `orderflow tail`: the log as JSON lines, one per event with its record's partition and
+/// offset, from a protobuf record of two events and a JSON-era record alike; personal data
+/// masked unless `--unmasked`; `--limit` and `--partition` narrow it; from the end without
+/// `--follow` there is nothing to print.
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_prints_every_event_of_the_log_as_a_json_line() {
+    use orderflow_runtime::kafka::Topics;
+    use orderflow_schema::headers::LOG_CONTENT_TYPE;
+    use orderflow_schema::{decode, InputTopic, Provenance};
+    use support::{input, Harness};
+
+    let harness = Harness::new("tail");
+    let fact = |topic: InputTopic, document: serde_json::Value| {
+        let provenance = Provenance {
+            topic: harness.topic(topic.name()),
+            partition: 0,
+            offset: 7,
+        };
+        decode(topic, &provenance, None, document.to_string().as_bytes()).unwrap()
+    };
+    let placed = fact(InputTopic::Orders, input::placed("jd", "T1", 9_900));
+    let paid = fact(
+        InputTopic::Payments,
+        input::paid("jd", "T1", "PAY-T1", 9_900),
+    );
+    let record = orderflow_runtime::state::log_record(
+        &Topics::new(&harness.prefix),
+        &[placed.clone(), paid.clone()],
+    )
+    .unwrap();
+    let (t1_partition, t1_offset) = harness
+        .produce_with(
+            "order-events",
+            "jd:T1",
+            &record.payload,
+            Some(LOG_CONTENT_TYPE),
+        )
+        .await;
+    let old = fact(InputTopic::Orders, input::placed("web", "T2", 100));
+    harness
+        .produce_with(
+            "order-events",
+            "web:T2",
+            &serde_json::to_vec(&old).unwrap(),
+            None,
+        )
+        .await;
+
+    let tail = |args: &[&str]| -> Vec<serde_json::Value> {
+        let output = harness.cli(&[&["tail"], args].concat());
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+        stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let lines = tail(&["--from-beginning"]);
+    let ids: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|line| line["event_id"].as_str().unwrap())
+        .collect();
+    let expected = [&placed, &paid, &old].map(|event| event.event_id.as_str());
+    assert_eq!(ids, expected.into_iter().collect(), "{lines:?}");
+    for line in lines.iter().filter(|line| line["key"] == "jd:T1") {
+        assert_eq!(line["partition"], t1_partition);
+        assert_eq!(line["offset"], t1_offset);
+    }
+    let masked = serde_json::to_string(&lines).unwrap();
+    assert!(
+        !masked.contains("13800138000") && masked.contains("order_placed"),
+        "{masked}"
+    );
+    let unmasked = serde_json::to_string(&tail(&["--from-beginning", "--unmasked"])).unwrap();
+    assert!(unmasked.contains("13800138000"), "{unmasked}");
+
+    assert_eq!(tail(&["--from-beginning", "--limit", "2"]).len(), 2);
+    let partition = t1_partition.to_string();
+    let one_partition = tail(&["--from-beginning", "--partition", &partition]);
+    assert!(one_partition.len() >= 2, "{one_partition:?}");
+    assert!(one_partition
+        .iter()
+        .all(|line| line["partition"] == t1_partition));
+    assert_eq!(tail(&[]), Vec::<serde_json::Value>::new());
 }

@@ -123,14 +123,20 @@ async fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         })
         .count();
     let log = harness.read("order-events").await;
-    let distinct: HashSet<EventId> = log.iter().map(|r| r.log_event().event_id).collect();
+    let events: Vec<EventId> = log
+        .iter()
+        .flat_map(|r| r.log_events())
+        .map(|event| event.event_id)
+        .collect();
+    let distinct: HashSet<&EventId> = events.iter().collect();
     let dead_letters = harness.read("dlq").await.len();
     eprintln!(
-        "crash test: {sent} input records ({} orders), kills {kills:?}, log records {} ({} distinct, {} duplicates absorbed by the fold), lost {lost}, double-counted {double_counted}, overpaid snapshots {overpaid}, dead letters {dead_letters}",
+        "crash test: {sent} input records ({} orders), kills {kills:?}, log records {} ({} events, {} distinct, {} duplicates absorbed by the fold), lost {lost}, double-counted {double_counted}, overpaid snapshots {overpaid}, dead letters {dead_letters}",
         expected.len(),
         log.len(),
+        events.len(),
         distinct.len(),
-        log.len() - distinct.len()
+        events.len() - distinct.len()
     );
     assert_eq!(lost, 0);
     assert_eq!(double_counted, 0);

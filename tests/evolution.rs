@@ -418,3 +418,113 @@ async fn an_unknown_event_type_and_garbage_each_stop_the_partition_until_skipped
         .collect();
     assert_eq!(offsets, [first.to_string(), second.to_string()]);
 }
+
+/// A log written before the log was binary: the facts of three orders as JSON records, one
+/// event each, as an older orderflow's intakes wrote them (`content-type: application/json`,
+/// or no header at all). The pipeline folds them with the protobuf records it appends itself
+/// (its decisions, and a new fact for an old order), replay rebuilds the same state and counts
+/// every event, and `inspect` reads both encodings.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_json_era_log_is_still_read_and_replayed() {
+    use orderflow_schema::headers::{JSON_CONTENT_TYPE, LOG_CONTENT_TYPE};
+    use orderflow_schema::{decode, InputTopic, Provenance};
+
+    let harness = Harness::new("jsonera");
+    let old_orders = [("tmall", "OLD0"), ("jd", "OLD1"), ("web", "OLD2")];
+    for (index, (channel, order)) in old_orders.iter().enumerate() {
+        let facts = [
+            (InputTopic::Orders, input::placed(channel, order, 12_800)),
+            (
+                InputTopic::Payments,
+                input::paid(channel, order, &format!("PAY-{order}"), 12_800),
+            ),
+        ];
+        for (topic, document) in facts {
+            let provenance = Provenance {
+                topic: harness.topic(topic.name()),
+                partition: 0,
+                offset: index as i64,
+            };
+            let event = decode(topic, &provenance, None, document.to_string().as_bytes()).unwrap();
+            // The oldest records carried no content-type at all.
+            let content_type = (index != 1).then_some(JSON_CONTENT_TYPE);
+            harness
+                .produce_with(
+                    "order-events",
+                    &event.key.to_string(),
+                    &serde_json::to_vec(&event).unwrap(),
+                    content_type,
+                )
+                .await;
+        }
+    }
+    let mut pipeline = harness.start_pipeline();
+    // Written by this build: a new fact of an old order, and a new order.
+    harness
+        .produce_json("in.orders", &input::placed("store", "NEW1", 9_900))
+        .await;
+    harness
+        .produce_json(
+            "in.payments",
+            &input::paid("store", "NEW1", "PAY-NEW1", 9_900),
+        )
+        .await;
+    harness
+        .wait_for_statuses(&[("tmall:OLD0", Status::Routed)])
+        .await;
+    harness
+        .produce_json("in.shipments", &input::dispatched("tmall", "OLD0"))
+        .await;
+    let states = harness
+        .wait_for_statuses(&[
+            ("tmall:OLD0", Status::Shipped),
+            ("jd:OLD1", Status::Routed),
+            ("web:OLD2", Status::Routed),
+            ("store:NEW1", Status::Routed),
+        ])
+        .await;
+    assert_eq!(states["jd:OLD1"].paid_fen, 12_800);
+
+    let log = harness.read("order-events").await;
+    let encoded_as = |content_type: Option<&str>| {
+        log.iter()
+            .filter(|record| record.headers.get("content-type").map(String::as_str) == content_type)
+            .count()
+    };
+    assert_eq!(
+        encoded_as(Some(JSON_CONTENT_TYPE)),
+        4,
+        "the JSON-era records"
+    );
+    assert_eq!(encoded_as(None), 2, "the JSON-era records without a header");
+    assert!(
+        encoded_as(Some(LOG_CONTENT_TYPE)) > 0,
+        "this build's records"
+    );
+    let events: usize = log.iter().map(|record| record.log_events().len()).sum();
+
+    for process in &mut pipeline {
+        process.terminate();
+    }
+    harness.assert_replay_verifies("0");
+    let replay = harness.cli(&["replay", "--json"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(report["events"], json!(events), "{report}");
+
+    let inspect = harness.cli(&["inspect", "tmall:OLD0", "--json"]);
+    let timeline = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success(), "{timeline}");
+    for kind in [
+        "order_placed",
+        "payment_captured",
+        "order_routed",
+        "shipment_dispatched",
+    ] {
+        assert!(timeline.contains(kind), "{kind} missing from {timeline}");
+    }
+}

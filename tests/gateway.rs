@@ -784,7 +784,7 @@ async fn a_thousand_concurrent_submissions_of_a_hundred_baskets_make_a_hundred_o
         .read("order-events")
         .await
         .iter()
-        .map(|record| record.log_event())
+        .flat_map(|record| record.log_events())
         .filter(|event| event.body.kind() == "order_placed")
         .map(|event| event.event_id.to_string())
         .collect();

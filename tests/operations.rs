@@ -76,7 +76,7 @@ async fn a_log_already_published(harness: &Harness, count: u32) {
                 start + Minutes::minutes(i64::from(i)),
                 Source::origin("in.inventory"),
             );
-            log_record(&topics, &event).unwrap()
+            log_record(&topics, std::slice::from_ref(&event)).unwrap()
         })
         .collect();
     for chunk in records.chunks(2_000) {

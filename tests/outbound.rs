@@ -280,7 +280,7 @@ async fn attempts(harness: &Harness, order: &str) -> BTreeMap<u32, SyncAttempt> 
         .read("order-events")
         .await
         .iter()
-        .map(|r| r.log_event())
+        .flat_map(|r| r.log_events())
         .filter(|event| event.key.to_string() == format!("tmall:{order}"))
         .filter_map(|event: Event| match event.body {
             EventBody::ChannelSyncAttempted(attempt) => Some((attempt.attempt, attempt)),
@@ -634,7 +634,8 @@ async fn the_out_of_stock_sms_and_the_customers_answer_close_the_loop_to_refund_
         .wait_for("stock known", Duration::from_secs(60), || async {
             let log = harness.read("order-events").await;
             log.iter()
-                .any(|r| r.log_event().body.kind() == "stock_level_changed")
+                .flat_map(|r| r.log_events())
+                .any(|event| event.body.kind() == "stock_level_changed")
                 .then_some(())
         })
         .await;
@@ -706,7 +707,7 @@ async fn the_out_of_stock_sms_and_the_customers_answer_close_the_loop_to_refund_
         .read("order-events")
         .await
         .iter()
-        .map(|r| r.log_event())
+        .flat_map(|r| r.log_events())
         .filter_map(|event| match event.body {
             EventBody::NotificationDelivered(delivery) => Some(delivery),
             _ => None,

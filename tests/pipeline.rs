@@ -140,7 +140,8 @@ async fn a_payment_callback_delivered_three_times_counts_once() {
         .read("order-events")
         .await
         .iter()
-        .filter(|record| record.log_event().body.kind() == "payment_captured")
+        .flat_map(|record| record.log_events())
+        .filter(|event| event.body.kind() == "payment_captured")
         .count();
     assert_eq!(
         payments_in_log, 1,

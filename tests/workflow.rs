@@ -51,7 +51,7 @@ fn open_kinds(state: &OrderSnapshot) -> Vec<(ExceptionKind, Owner, Level)> {
 fn kinds(records: &[support::Record], kind: &str, order: &str) -> usize {
     records
         .iter()
-        .map(|r| r.log_event())
+        .flat_map(|r| r.log_events())
         .filter(|event| event.body.kind() == kind && event.key.to_string() == order)
         .map(|event| event.event_id)
         .collect::<BTreeSet<_>>()
@@ -389,7 +389,8 @@ async fn the_last_unit_goes_to_one_order_the_other_chooses_refund_or_wait() {
         .wait_for("stock known", Duration::from_secs(60), || async {
             let log = harness.read("order-events").await;
             (log.iter()
-                .filter(|r| r.log_event().body.kind() == "stock_level_changed")
+                .flat_map(|r| r.log_events())
+                .filter(|event| event.body.kind() == "stock_level_changed")
                 .count()
                 == 2)
                 .then_some(())

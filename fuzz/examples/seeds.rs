@@ -1,6 +1,6 @@
 //! Writes the seed corpora of the targets whose inputs docs/examples doesn't hold as they are:
-//! protobuf records, `order-events` records and output records, made from the documented
-//! examples. scripts/fuzz.sh gives libFuzzer these seeds, docs/examples and the rules files.
+//! protobuf records, `order-events` records (JSON-era and protobuf) and output records, made
+//! from the documented examples. scripts/fuzz.sh gives libFuzzer these seeds, docs/examples and the rules files.
 //!
 //! usage: cargo run --manifest-path fuzz/Cargo.toml --example seeds (writes fuzz/seeds/)
 
@@ -8,6 +8,9 @@ use std::fs;
 use std::path::Path;
 
 use orderflow_domain::{Effect, Entity, Event};
+use orderflow_fuzz::log_frame;
+use orderflow_schema::headers::LOG_CONTENT_TYPE;
+use orderflow_schema::log::encode_log_record;
 use orderflow_schema::output::Versioned;
 use orderflow_schema::v1::{self, input_event::Kind};
 use orderflow_schema::{decode, InputTopic, Provenance};
@@ -61,6 +64,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &format!("{}.json", event.body.kind()),
             &serde_json::to_vec(&event)?,
         )?;
+        write(
+            "log_record",
+            &format!("{}.pb", event.body.kind()),
+            &log_frame(
+                Some(LOG_CONTENT_TYPE),
+                &encode_log_record(std::slice::from_ref(&event)),
+            ),
+        )?;
         events.push(event);
     }
     events.sort_by_key(|event| event.occurred_at);
@@ -71,6 +82,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         log.push(b'\n');
     }
     write("log_record", "journeys.jsonl", &log)?;
+    // The same log as protobuf records, the events of one key in a row sharing a record.
+    let mut framed = Vec::new();
+    for record in folded.log.chunk_by(|a, b| a.key == b.key) {
+        framed.extend(log_frame(
+            Some(LOG_CONTENT_TYPE),
+            &encode_log_record(record),
+        ));
+    }
+    write("log_record", "journeys.pb", &framed)?;
     // The same log at the edges a sum or a clock can break on: every amount, quantity and
     // level at u64::MAX, and every time at the end of the calendar.
     let edges = |edge: &dyn Fn(&str, &mut serde_json::Value)| -> serde_json::Result<Vec<u8>> {

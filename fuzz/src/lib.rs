@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use orderflow_domain::{
     fire_timers, step, Effect, Entity, EntityKey, Event, Mode, Rules, Timestamp, LOG_SCHEMA_VERSION,
 };
-use orderflow_schema::log::decode_log_record;
+use orderflow_schema::headers::{JSON_CONTENT_TYPE, LOG_CONTENT_TYPE};
+use orderflow_schema::log::{decode_log_record, encode_log_record};
 use orderflow_schema::{decode_within, InputTopic, Limits, Provenance};
 
 /// One input record, offered to every input topic as its intake decodes it (default limits, a
@@ -52,33 +53,83 @@ pub fn input_record(content_type: Option<&[u8]>, payload: &[u8]) {
 
 /// `event` as the state consumer reads it back from `order-events`.
 pub fn read_back(event: &Event) -> Event {
-    let bytes = serde_json::to_vec(event).expect("an event serializes");
-    serde_json::from_slice(&bytes).expect("a serialized event reads back")
+    let mut events = read_back_record(std::slice::from_ref(event));
+    assert_eq!(events.len(), 1, "a record of one event reads back as one");
+    events.remove(0)
 }
 
-/// Any bytes as `order-events` records, one a line, read by the decoder the state consumer
-/// uses: each record reads as an event that reads back as it was written, or is refused with
+/// The events of one log record as the state consumer reads them back from `order-events`.
+pub fn read_back_record(events: &[Event]) -> Vec<Event> {
+    let bytes = encode_log_record(events);
+    decode_log_record(&bytes, Some(LOG_CONTENT_TYPE.as_bytes()))
+        .expect("a record orderflow wrote reads back")
+}
+
+/// The `content-type` a frame of [`log`] is read with, chosen by its first byte.
+const FRAME_CONTENT_TYPES: [Option<&str>; 3] =
+    [None, Some(JSON_CONTENT_TYPE), Some(LOG_CONTENT_TYPE)];
+
+/// The records of [`log`]'s bytes: JSON-era records one a line when the bytes start with
+/// `{`; else frames of one selector byte (the record's `content-type`, modulo
+/// [`FRAME_CONTENT_TYPES`]), a 2-byte big-endian length and the record's value (cut short at
+/// the end of the bytes).
+pub fn log_records(bytes: &[u8]) -> Vec<(Option<&'static str>, &[u8])> {
+    if bytes.first() == Some(&b'{') {
+        return bytes
+            .split(|byte| *byte == b'\n')
+            .map(|line| (None, line))
+            .collect();
+    }
+    let mut records = Vec::new();
+    let mut rest = bytes;
+    while let [selector, high, low, tail @ ..] = rest {
+        let length = usize::from(u16::from_be_bytes([*high, *low])).min(tail.len());
+        let (value, after) = tail.split_at(length);
+        records.push((FRAME_CONTENT_TYPES[usize::from(*selector) % 3], value));
+        rest = after;
+    }
+    records
+}
+
+/// One record of [`log`]'s framing, the inverse of [`log_records`] (for the seed corpus).
+pub fn log_frame(content_type: Option<&str>, value: &[u8]) -> Vec<u8> {
+    let selector = FRAME_CONTENT_TYPES
+        .iter()
+        .position(|known| *known == content_type)
+        .expect("a content type of FRAME_CONTENT_TYPES");
+    let length = u16::try_from(value.len()).expect("a record of at most 64 KiB");
+    let mut frame = vec![selector as u8];
+    frame.extend(length.to_be_bytes());
+    frame.extend(value);
+    frame
+}
+
+/// Any bytes as `order-events` records ([`log_records`]), read by the decoder the state
+/// consumer uses: each record reads as events that read back as they were, or is refused with
 /// a reason; folding the events ([`fold`]) ends without a panic. (A refused record stops the
 /// state consumer's partition; here it is left out, as an operator's skip would.)
 pub fn log(bytes: &[u8]) {
-    let records: Vec<Event> = bytes
-        .split(|byte| *byte == b'\n')
-        .filter_map(|line| match decode_log_record(line) {
-            Ok(event) => Some(event),
-            Err(refused) => {
-                assert!(!refused.to_string().is_empty(), "a refusal without a reason");
-                None
+    let mut events: Vec<Event> = Vec::new();
+    for (content_type, value) in log_records(bytes) {
+        match decode_log_record(value, content_type.map(str::as_bytes)) {
+            Ok(record) => {
+                assert!(!record.is_empty(), "a record read as no event");
+                assert_eq!(
+                    read_back_record(&record),
+                    record,
+                    "a log record changes on a round trip"
+                );
+                events.extend(record);
             }
-        })
-        .collect();
-    for event in &records {
-        assert_eq!(
-            &read_back(event),
-            event,
-            "a log record changes on a round trip"
-        );
+            Err(refused) => {
+                assert!(
+                    !refused.to_string().is_empty(),
+                    "a refusal without a reason"
+                );
+            }
+        }
     }
-    fold(records);
+    fold(events);
 }
 
 /// What folding a log produced.

@@ -90,10 +90,15 @@ impl Record {
         self.output("a routing instruction", RoutingRecord::from_json)
     }
 
-    /// An `order-events` value, read as the state consumer reads the log.
-    pub fn log_event(&self) -> Event {
-        decode_log_record(&self.payload)
-            .unwrap_or_else(|error| self.unreadable("a log event", error))
+    /// The events of an `order-events` record, read as the state consumer reads the log (by
+    /// its `content-type`).
+    pub fn log_events(&self) -> Vec<Event> {
+        let content_type = self
+            .headers
+            .get(headers::CONTENT_TYPE)
+            .map(String::as_bytes);
+        decode_log_record(&self.payload, content_type)
+            .unwrap_or_else(|error| self.unreadable("a log record", error))
     }
 
     fn output<T>(&self, what: &str, read: fn(&[u8]) -> Result<Versioned<T>, OutputError>) -> T {

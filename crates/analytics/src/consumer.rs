@@ -23,7 +23,7 @@ use tracing::warn;
 use orderflow_runtime::config::Config;
 use orderflow_runtime::consumer::{self, BatchHandler, StartPosition};
 use orderflow_runtime::kafka::Topics;
-use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_runtime::logread::{content_type, read_topic, Until};
 use orderflow_runtime::output::{send, Output, Sent};
 use orderflow_runtime::{telemetry, RuntimeError};
 use orderflow_schema::log::decode_log_record;
@@ -65,24 +65,52 @@ impl Source {
     }
 }
 
+/// What the projection reads of a record of one of its topics.
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    /// When the broker appended it, in ms since the epoch.
+    pub timestamp_ms: i64,
+    /// Its `content-type` header: how a log record is encoded.
+    pub content_type: Option<Vec<u8>>,
+    /// `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// What the projection reads of `message`.
+    pub fn of(message: &impl Message) -> Record {
+        Record {
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis().unwrap_or(0),
+            content_type: content_type(message).map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+        }
+    }
+}
+
 /// The changes one record makes; an error says why it can't be read.
 pub fn fold_record(
     projection: &Projection,
     source: Source,
-    partition: i32,
-    offset: i64,
-    timestamp_ms: i64,
+    record: &Record,
     payload: &[u8],
 ) -> Result<Vec<Change>, String> {
     match source {
         Source::Events => {
-            let event = decode_log_record(payload)?;
-            Ok(projection.changes(Input::Event {
-                event: &event,
-                partition,
-                offset,
-                log_ms: timestamp_ms,
-            }))
+            let events = decode_log_record(payload, record.content_type.as_deref())?;
+            Ok(events
+                .iter()
+                .flat_map(|event| {
+                    projection.changes(Input::Event {
+                        event,
+                        partition: record.partition,
+                        offset: record.offset,
+                        log_ms: record.timestamp_ms,
+                    })
+                })
+                .collect())
         }
         Source::Exceptions => {
             let change = ExceptionChangeRecord::from_json(payload).map_err(|e| e.to_string())?;
@@ -90,7 +118,7 @@ pub fn fold_record(
         }
         Source::State => {
             let state = OrderStateRecord::from_json(payload).map_err(|e| e.to_string())?;
-            let view = StateView::of(&state.record, timestamp_ms);
+            let view = StateView::of(&state.record, record.timestamp_ms);
             Ok(projection.changes(Input::State(&view)))
         }
     }
@@ -135,25 +163,19 @@ impl Shared {
         &self,
         source: Source,
         topic: &str,
-        records: impl Iterator<Item = (i32, i64, i64, Option<Vec<u8>>)>,
+        records: impl Iterator<Item = Record>,
     ) -> Result<Vec<Output>, AnalyticsError> {
         let mut changes = Vec::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for (partition, offset, timestamp_ms, payload) in records {
+        for record in records {
+            let (partition, offset) = (record.partition, record.offset);
             let entry = next.entry(partition).or_insert(offset + 1);
             *entry = (*entry).max(offset + 1);
-            let Some(payload) = payload else {
+            let Some(payload) = &record.payload else {
                 // A tombstone on the compacted order-state: nothing to fold.
                 continue;
             };
-            match fold_record(
-                &self.projection,
-                source,
-                partition,
-                offset,
-                timestamp_ms,
-                &payload,
-            ) {
+            match fold_record(&self.projection, source, &record, payload) {
                 Ok(more) => changes.extend(more),
                 Err(reason) => {
                     metrics::counter!(telemetry::ANALYTICS_UNREADABLE.name, "topic" => source.label())
@@ -219,14 +241,7 @@ impl BatchHandler for Handler {
         _consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
     ) -> Result<(Sent, ()), RuntimeError> {
-        let records = batch.iter().map(|message| {
-            (
-                message.partition(),
-                message.offset(),
-                message.timestamp().to_millis().unwrap_or(0),
-                message.payload().map(<[u8]>::to_vec),
-            )
-        });
+        let records = batch.iter().map(Record::of);
         let outputs =
             tokio::task::block_in_place(|| self.shared.fold(self.source, &self.topic, records))?;
         let sent = match &self.shared.producer {
@@ -278,7 +293,7 @@ pub async fn replay(config: &Config, shared: &Shared) -> Result<u64, AnalyticsEr
     let mut folded = 0_u64;
     for source in Source::ALL {
         let topic = source.topic(&topics);
-        let mut pending: Vec<(i32, i64, i64, Option<Vec<u8>>)> = Vec::new();
+        let mut pending: Vec<Record> = Vec::new();
         let mut failure: Option<AnalyticsError> = None;
         read_topic(
             &config.kafka,
@@ -287,12 +302,7 @@ pub async fn replay(config: &Config, shared: &Shared) -> Result<u64, AnalyticsEr
                 quiet: std::time::Duration::from_millis(1_500),
             },
             |message| {
-                pending.push((
-                    message.partition(),
-                    message.offset(),
-                    message.timestamp().to_millis().unwrap_or(0),
-                    message.payload().map(<[u8]>::to_vec),
-                ));
+                pending.push(Record::of(message));
                 if pending.len() >= 5_000 {
                     folded += pending.len() as u64;
                     if let Err(error) = shared.fold(source, &topic, pending.drain(..)) {

@@ -48,7 +48,7 @@ impl BuyerState {
         let EventBody::BuyerCheckRequested(check) = &event.body else {
             return None;
         };
-        if event.key != EntityKey::Buyer(self.buyer_id.clone())
+        if !matches!(&event.key, EntityKey::Buyer(buyer_id) if *buyer_id == self.buyer_id)
             || !self.applied.insert(event.event_id.clone())
         {
             return None;

@@ -116,7 +116,7 @@ impl StockState {
 
     /// Folds one stock event in; `None` if it was a duplicate or not for this sku.
     pub fn apply(&mut self, event: &Event) -> Option<Vec<Effect>> {
-        if event.key != EntityKey::Stock(self.sku.clone()) {
+        if !matches!(&event.key, EntityKey::Stock(sku) if *sku == self.sku) {
             return None;
         }
         let relevant = match &event.body {

@@ -25,8 +25,8 @@ use orderflow_domain::{
 use orderflow_runtime::config::KafkaConfig;
 use orderflow_runtime::inspect::{inspection, Inspection};
 use orderflow_runtime::kafka::{client_config, Topics};
+use orderflow_runtime::logread::decode_events;
 use orderflow_runtime::RuntimeError;
-use orderflow_schema::log::decode_log_record;
 use orderflow_schema::output::OrderStateRecord;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -240,15 +240,18 @@ impl View {
         data.orders.insert(order_id, snapshot);
     }
 
-    fn apply_event(data: &mut Data, partition: i32, offset: i64, payload: &[u8]) {
-        let Ok(event) = decode_log_record(payload) else {
+    fn apply_event(data: &mut Data, message: &impl Message) {
+        let Ok(events) = decode_events(message) else {
             return;
         };
-        if let EntityKey::Order(order_id) = &event.key {
-            data.timelines
-                .entry(order_id.clone())
-                .or_default()
-                .push((partition, offset, event));
+        for event in events {
+            if let EntityKey::Order(order_id) = &event.key {
+                data.timelines.entry(order_id.clone()).or_default().push((
+                    message.partition(),
+                    message.offset(),
+                    event,
+                ));
+            }
         }
     }
 
@@ -298,7 +301,7 @@ impl View {
             if message.topic() == state_topic {
                 View::apply_state(&mut data, payload);
             } else {
-                View::apply_event(&mut data, message.partition(), message.offset(), payload);
+                View::apply_event(&mut data, &message);
             }
             data.positions.insert(
                 (message.topic().to_string(), message.partition()),

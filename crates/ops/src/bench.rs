@@ -1,15 +1,16 @@
 //! Baselines the pipeline is measured against, through the same broker in the same run:
 //! a plain consume→produce relay of the input topics, and a raw read of the order event log;
-//! and where a fact's latency goes, hop by hop, from the records' timestamps.
+//! where a fact's latency goes, hop by hop, from the records' timestamps; and how many broker
+//! records the pipeline writes and reads per input fact.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use serde::Serialize;
 
@@ -18,11 +19,13 @@ use orderflow_schema::{headers, InputTopic};
 use crate::simulate::{histogram, Latency};
 use orderflow_runtime::config::Config;
 use orderflow_runtime::consumer::{self, BatchHandler, Committed};
-use orderflow_runtime::kafka::{client_config, header, producer, Topics};
-use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_runtime::kafka::{
+    client_config, consumer_config, header, producer, with_retries, Topics, ATTEMPT_TIMEOUT,
+    COMMAND_RETRY_LIMIT,
+};
+use orderflow_runtime::logread::{decode_events, read_topic, Until};
 use orderflow_runtime::output::{send, Output, Sent};
 use orderflow_runtime::RuntimeError;
-use orderflow_schema::log::decode_log_record;
 
 #[derive(Debug, Serialize)]
 pub struct Rate {
@@ -211,18 +214,17 @@ pub async fn hops(config: &Config, skip: Duration) -> Result<Hops, RuntimeError>
     // Fact → when its input and its log record were produced.
     let mut logged: HashMap<String, (i64, i64)> = HashMap::new();
     read_topic(&config.kafka, &topics.order_events(), until(), |message| {
-        let (Ok(event), Some(at)) = (
-            decode_log_record(message.payload().unwrap_or_default()),
-            created(message),
-        ) else {
+        let (Ok(events), Some(at)) = (decode_events(message), created(message)) else {
             return Ok(());
         };
-        let source = &event.source;
-        if let (Some(partition), Some(offset)) = (source.partition, source.offset) {
-            if let Some(input_at) = sent.get(&(source.origin.clone(), partition, offset)) {
-                logged
-                    .entry(event.event_id.to_string())
-                    .or_insert((*input_at, at));
+        for event in events {
+            let source = &event.source;
+            if let (Some(partition), Some(offset)) = (source.partition, source.offset) {
+                if let Some(input_at) = sent.get(&(source.origin.clone(), partition, offset)) {
+                    logged
+                        .entry(event.event_id.to_string())
+                        .or_insert((*input_at, at));
+                }
             }
         }
         Ok(())
@@ -263,4 +265,101 @@ pub async fn hops(config: &Config, skip: Duration) -> Result<Hops, RuntimeError>
         state_ms: Latency::of(&state),
         total_ms: Latency::of(&total),
     })
+}
+
+/// The topics the pipeline writes, as [`records`] reports them.
+const WRITTEN_TOPICS: [&str; 6] = [
+    "order-events",
+    "order-state",
+    "exceptions",
+    "notifications",
+    "warehouse-routing",
+    "dlq",
+];
+
+/// What a run's topics hold, per input record: the broker records the pipeline wrote and
+/// read for each fact it was given.
+#[derive(Debug, Serialize)]
+pub struct Records {
+    /// Records on the input topics (`in.*`): the facts given, duplicates and malformed ones
+    /// included.
+    pub inputs: i64,
+    /// Records per topic (the prefix left off): the input topics and the written ones.
+    pub topics: BTreeMap<String, i64>,
+    /// The topics the pipeline writes, in the order they are reported.
+    pub written_topics: Vec<&'static str>,
+    /// Per written topic, its records per input record.
+    pub per_input: BTreeMap<String, f64>,
+    /// Records on the written topics.
+    pub written: i64,
+    pub written_per_input: f64,
+    /// Records the consumers read: the input topics (the intakes) and the log (the state
+    /// consumer).
+    pub read: i64,
+    pub read_per_input: f64,
+}
+
+/// Counts the records of the deployment's topics (high watermark minus low, over every
+/// partition). Only exact on topics that hold one run (a fresh prefix), before compaction
+/// (`order-state`) or retention removed any, and on a broker whose watermarks are exact (Tansu
+/// undercounts, [`read_topic`]).
+pub async fn records(config: &Config) -> Result<Records, RuntimeError> {
+    let topics = Topics::new(&config.kafka.topic_prefix);
+    let consumer: BaseConsumer = consumer_config(&config.kafka)
+        .set(
+            "group.id",
+            format!("{}bench-records", config.kafka.topic_prefix),
+        )
+        .create()
+        .map_err(RuntimeError::kafka("creating a watermark reader"))?;
+    let inputs_names = InputTopic::ALL.iter().map(|input| input.name());
+    let mut held = BTreeMap::new();
+    for name in inputs_names.chain(WRITTEN_TOPICS) {
+        held.insert(
+            name.to_string(),
+            records_of(&consumer, &topics.name(name)).await?,
+        );
+    }
+    let inputs: i64 = InputTopic::ALL.iter().map(|input| held[input.name()]).sum();
+    let written: i64 = WRITTEN_TOPICS.iter().map(|name| held[*name]).sum();
+    let read = inputs + held["order-events"];
+    let per_input = |records: i64| records as f64 / inputs.max(1) as f64;
+    Ok(Records {
+        inputs,
+        per_input: WRITTEN_TOPICS
+            .iter()
+            .map(|name| (name.to_string(), per_input(held[*name])))
+            .collect(),
+        topics: held,
+        written_topics: WRITTEN_TOPICS.to_vec(),
+        written,
+        written_per_input: per_input(written),
+        read,
+        read_per_input: per_input(read),
+    })
+}
+
+/// The records `topic` holds: high watermark minus low, summed over its partitions.
+async fn records_of(consumer: &BaseConsumer, topic: &str) -> Result<i64, RuntimeError> {
+    let metadata = with_retries(
+        &format!("reading metadata of {topic}"),
+        COMMAND_RETRY_LIMIT,
+        || consumer.fetch_metadata(Some(topic), ATTEMPT_TIMEOUT),
+    )
+    .await?;
+    let mut records = 0;
+    for partition in metadata
+        .topics()
+        .iter()
+        .flat_map(|topic| topic.partitions().iter().map(|partition| partition.id()))
+    {
+        let (low, high) = with_retries(
+            &format!("reading watermarks of {topic}"),
+            COMMAND_RETRY_LIMIT,
+            || consumer.fetch_watermarks(topic, partition, ATTEMPT_TIMEOUT),
+        )
+        .await?;
+        records += high - low;
+    }
+    Ok(records)
 }

@@ -79,6 +79,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the order event log as JSON lines, one event a line with its partition and
+    /// offset (personal data masked unless `--unmasked`), for people and `jq`.
+    Tail(crate::tail::TailArgs),
     /// The exception report: open exceptions oldest first, and per kind and channel what was
     /// raised, resolved and escalated, the average handling time and the recurrence.
     Exceptions {
@@ -184,6 +187,9 @@ enum BenchAction {
         #[arg(long, default_value_t = 0)]
         skip_seconds: u64,
     },
+    /// What the deployment's topics hold per input record: records written to each output
+    /// topic and read by the consumers (from the watermarks; meant for a run's fresh prefix).
+    Records,
 }
 
 #[derive(Debug, Subcommand)]
@@ -330,12 +336,16 @@ async fn run_command(config: &Config, command: Command) -> Result<(), OpsError> 
                 &crate::bench::hops(&config, std::time::Duration::from_secs(skip_seconds)).await?,
                 zone,
             ),
+            Command::Bench {
+                action: BenchAction::Records,
+            } => print_json(&crate::bench::records(&config).await?, zone),
             Command::Choose { token, choice } => choose(&config, &token, &choice).await,
             Command::Exceptions { since, now, json } => {
                 exceptions(&config, since.as_deref(), now.as_deref(), json).await
             }
             Command::Report(args) => crate::kpi_report::run(&config, args).await,
             Command::Dlq { action } => crate::dlq::run(&config, action).await,
+            Command::Tail(args) => crate::tail::run(&config, args).await,
             // Printed above, before the broker is reached.
             Command::Metrics | Command::Config { .. } => Ok(()),
             Command::Inspect { order_id, json } => {

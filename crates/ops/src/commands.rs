@@ -1,8 +1,10 @@
 //! Operator commands: create topics, replay the log into a fresh store (and verify the live
 //! store against it), inspect one order's timeline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderflow_domain::{EntityKey, Mode, OrderId, OrderSnapshot, Timestamp};
@@ -12,9 +14,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use orderflow_runtime::config::Config;
-use orderflow_runtime::fold::Fold;
+use orderflow_runtime::fold::{Fold, LogSkips};
 use orderflow_runtime::kafka::{check_topics, create_topics, TopicDifference, Topics};
-use orderflow_runtime::logread::{read_topic, Until};
+use orderflow_runtime::logread::{content_type, read_topic, Until};
 use orderflow_runtime::RuntimeError;
 use orderflow_schema::log::{decode_log_record, LogRecordError};
 use orderflow_schema::output::{OrderStateRecord, Versioned};
@@ -108,12 +110,17 @@ fn combined(lines: &[DigestLine]) -> String {
 }
 
 /// Folds `order-events` into the empty store at `into`, up to `until`.
+///
+/// Partitions fold in parallel: the reader hands each record to the worker thread of its
+/// partition's group (partition modulo the cores), each with a fold of its own and its share
+/// of the cache; entities never cross a partition, so the store is the one a fold of the
+/// records one after the other makes.
 pub async fn replay(
     config: &Config,
     into: &Path,
     until: Until,
 ) -> Result<ReplayReport, RuntimeError> {
-    let store = SledStore::open(into)?;
+    let store = Arc::new(SledStore::open(into)?);
     let topic = Topics::new(&config.kafka.topic_prefix).order_events();
     if !store.checkpoints()?.is_empty() {
         return Err(RuntimeError::Config(format!(
@@ -122,46 +129,82 @@ pub async fn replay(
         )));
     }
     store.bind(&topic, config.store.retention())?;
-    // Timed from the first record to the last, not counting the quiet wait for the end.
-    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
-    let mut events = 0u64;
-    let mut fold = Fold::new(config.consumer.cache_bytes(), config.store.retention());
-    let mut partitions: BTreeMap<i32, ()> = BTreeMap::new();
-    if let Until::Offsets(targets) = &until {
-        partitions.extend(targets.keys().map(|p| (*p, ())));
+    let groups = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut workers = Vec::with_capacity(groups);
+    for _ in 0..groups {
+        let (records, received) = std::sync::mpsc::sync_channel(HANDED_OVER_AHEAD);
+        let worker = ReplayWorker {
+            store: Arc::clone(&store),
+            fold: Fold::new(
+                config.consumer.cache_bytes() / groups,
+                config.store.retention(),
+            ),
+            skips: config.consumer.skip_log_records.clone(),
+            topic: topic.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("replay-fold".into())
+            .spawn(move || worker.run(received))
+            .map_err(|error| RuntimeError::Fatal(format!("starting a replay worker: {error}")))?;
+        workers.push((records, Vec::with_capacity(HAND_OVER), thread));
     }
-    read_topic(&config.kafka, &topic, until, |message| {
-        let (partition, offset) = (message.partition(), message.offset());
+    // Timed from the first record to the last one folded, not counting the quiet wait for the
+    // end.
+    let mut first: Option<Instant> = None;
+    let mut partitions: BTreeSet<i32> = BTreeSet::new();
+    if let Until::Offsets(targets) = &until {
+        partitions.extend(targets.keys());
+    }
+    let read = read_topic(&config.kafka, &topic, until, |message| {
+        let partition = message.partition();
         first.get_or_insert_with(Instant::now);
-        partitions.insert(partition, ());
-        match decode_log_record(message.payload().unwrap_or_default()) {
-            Ok(event) => {
-                fold.apply(&store, partition, offset, &event, Mode::Quiet)?;
-                events += 1;
-            }
-            // Skipped by the state consumer too, so both fold the same records.
-            Err(_) if config.consumer.skip_log_records.contains(partition, offset) => {
-                fold.skip(partition, offset)
-            }
-            Err(error) => return Err(unreadable(&topic, partition, offset, &error)),
+        partitions.insert(partition);
+        let (records, pending, _) = &mut workers[partition.rem_euclid(groups as i32) as usize];
+        pending.push(LogRecord {
+            partition,
+            offset: message.offset(),
+            content_type: content_type(message).map(<[u8]>::to_vec),
+            payload: message.payload().unwrap_or_default().to_vec(),
+        });
+        if pending.len() >= HAND_OVER {
+            hand_over(records, pending)?;
         }
-        // Written only when the folded entities fill the cache's budget: an order's events are
-        // spread over the log, and every write that follows one of them stores its state again.
-        if fold.full() {
-            fold.write(&store)?;
-        }
-        last = Some(Instant::now());
         Ok(())
     })
-    .await?;
-    fold.write(&store)?;
+    .await;
+    // Every worker finishes (or has stopped at an error) before anything is reported: a
+    // worker's error says more than the reader's "a worker stopped".
+    let mut events = 0;
+    let mut last: Option<Instant> = None;
+    let mut stopped = None;
+    for (records, mut pending, thread) in workers {
+        let handed = hand_over(&records, &mut pending);
+        drop(records);
+        let folded = thread
+            .join()
+            .map_err(|_| RuntimeError::Fatal("a replay worker panicked".into()))
+            .and_then(|folded| folded);
+        match (folded, handed) {
+            (Ok((worker_events, worker_last)), Ok(())) => {
+                events += worker_events;
+                last = last.max(worker_last);
+            }
+            (Err(error), _) | (Ok(_), Err(error)) => {
+                stopped.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = stopped {
+        return Err(error);
+    }
+    read?;
     store.flush()?;
     let seconds = match (first, last) {
         (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
         _ => 0.0,
     };
     let lines = partitions
-        .keys()
+        .iter()
         .map(|p| store.digest(*p).map(DigestLine::from))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ReplayReport {
@@ -170,6 +213,80 @@ pub async fn replay(
         digest: combined(&lines),
         partitions: lines,
     })
+}
+
+/// Records handed to a replay worker at once: one channel send per this many.
+const HAND_OVER: usize = 512;
+
+/// Hand-overs that may wait for a replay worker: how far the reader may run ahead of it.
+const HANDED_OVER_AHEAD: usize = 16;
+
+/// A record of the log, as the reader hands it to a replay worker.
+struct LogRecord {
+    partition: i32,
+    offset: i64,
+    content_type: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+/// Hands `pending` (if any) to a replay worker, waiting while the worker is that far behind.
+fn hand_over(
+    records: &SyncSender<Vec<LogRecord>>,
+    pending: &mut Vec<LogRecord>,
+) -> Result<(), RuntimeError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    records
+        .send(std::mem::replace(pending, Vec::with_capacity(HAND_OVER)))
+        .map_err(|_| RuntimeError::Fatal("a replay worker stopped".into()))
+}
+
+/// Folds the records of one group of partitions, in the order the reader hands them over.
+struct ReplayWorker {
+    store: Arc<SledStore>,
+    fold: Fold,
+    skips: LogSkips,
+    topic: String,
+}
+
+impl ReplayWorker {
+    /// Folds until the reader is done; returns the events folded and when the last was.
+    fn run(
+        mut self,
+        records: Receiver<Vec<LogRecord>>,
+    ) -> Result<(u64, Option<Instant>), RuntimeError> {
+        let store = self.store.as_ref();
+        let (mut events, mut last) = (0, None);
+        for handed in records {
+            for record in handed {
+                let (partition, offset) = (record.partition, record.offset);
+                match decode_log_record(&record.payload, record.content_type.as_deref()) {
+                    Ok(decoded) => {
+                        for event in &decoded {
+                            self.fold
+                                .apply(store, partition, offset, event, Mode::Quiet)?;
+                        }
+                        events += decoded.len() as u64;
+                    }
+                    // Skipped by the state consumer too, so both fold the same records.
+                    Err(_) if self.skips.contains(partition, offset) => {
+                        self.fold.skip(partition, offset)
+                    }
+                    Err(error) => return Err(unreadable(&self.topic, partition, offset, &error)),
+                }
+                // Written only when the folded entities fill the cache's budget: an order's
+                // events are spread over the log, and every write that follows one of them
+                // stores its state again.
+                if self.fold.full() {
+                    self.fold.write(store)?;
+                }
+            }
+            last = Some(Instant::now());
+        }
+        self.fold.write(store)?;
+        Ok((events, last))
+    }
 }
 
 /// A log record a command can't read: the same stop as the state consumer's, as an error.
@@ -257,8 +374,10 @@ pub async fn inspect(config: &Config, order_id: &OrderId) -> Result<Inspection, 
                 return Ok(());
             }
             let (partition, offset) = (message.partition(), message.offset());
-            match decode_log_record(message.payload().unwrap_or_default()) {
-                Ok(event) => records.push((partition, offset, event)),
+            match orderflow_runtime::logread::decode_events(message) {
+                Ok(events) => {
+                    records.extend(events.into_iter().map(|event| (partition, offset, event)))
+                }
                 Err(_) if config.consumer.skip_log_records.contains(partition, offset) => {}
                 Err(error) => return Err(unreadable(&topic, partition, offset, &error)),
             }

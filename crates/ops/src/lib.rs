@@ -1,6 +1,7 @@
 //! The operator side of orderflow: the `orderflow` CLI and what its commands do — create
-//! topics, feed records, replay and verify the log, inspect an order, the status summary and
-//! the exception report, the simulator's runs and the benchmark baselines.
+//! topics, feed records, replay and verify the log, inspect an order, tail the log as JSON
+//! lines, the status summary and the exception report, the simulator's runs and the benchmark
+//! baselines.
 //!
 //! Nothing here runs in a consumer: the consumer binaries link `orderflow-runtime` only.
 
@@ -15,5 +16,6 @@ pub mod output;
 pub mod platform;
 pub mod report;
 pub mod simulate;
+pub mod tail;
 
 pub use error::OpsError;

@@ -182,7 +182,7 @@ impl NotifyConsumer {
             batched: u32::try_from(batched).unwrap_or(u32::MAX),
         };
         let event = Event::notice_delivery(&notification.order_id, CONSUMER_NAME, delivery);
-        log_record(&self.topics, &event)
+        log_record(&self.topics, std::slice::from_ref(&event))
     }
 }
 

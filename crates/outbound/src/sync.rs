@@ -513,7 +513,7 @@ impl SyncConsumer {
             }
             self.dirty.insert(call.order_id.clone());
         }
-        log_record(&self.topics, &event)
+        log_record(&self.topics, std::slice::from_ref(&event))
     }
 
     /// Writes the orders changed since the last write, and the positions whose attempts are

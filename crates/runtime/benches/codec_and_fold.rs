@@ -4,10 +4,13 @@
 //! Run: `cargo bench -p orderflow-runtime`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orderflow_domain::{Entity, Event};
+use orderflow_domain::{Entity, Event, Mode, Rules, World};
+use orderflow_runtime::fold::Fold;
 use orderflow_schema::{decode, v1, InputTopic, Provenance, PROTOBUF_CONTENT_TYPE};
 use orderflow_sim::{plan, Mix};
+use orderflow_store::{Retention, SledStore};
 use prost::Message;
+use std::borrow::Borrow;
 use std::hint::black_box;
 
 fn provenance() -> Provenance {
@@ -97,5 +100,145 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(codec_and_fold, benches);
+/// The log a simulated run of `orders` orders folds to: its facts, decisions and messages, in
+/// the order the live loop folded them (the domain's in-memory [`World`]).
+fn simulated_log(orders: usize) -> Vec<Event> {
+    let start =
+        chrono::DateTime::parse_from_rfc3339("2026-11-11T00:00:00+08:00").unwrap_or_default();
+    let plan = plan(&Mix {
+        orders,
+        malformed_share: 0.0,
+        start: Some(start),
+        ..Mix::default()
+    });
+    let mut world = World::new(Rules::default(), start.to_utc());
+    for record in &plan.records {
+        if let Ok(event) = decode(record.topic, &provenance(), None, &record.payload) {
+            world.submit(event);
+        }
+    }
+    world.log
+}
+
+/// Folds `events` quietly into partition 0 of `store` from an empty cache that holds them all,
+/// writing nothing: the fold's own work per record.
+fn fold_quietly<E: Borrow<Event>>(store: &SledStore, events: impl Iterator<Item = E>) -> usize {
+    let mut fold = Fold::new(1 << 30, Retention::default());
+    for (offset, event) in events.enumerate() {
+        black_box(
+            fold.apply(store, 0, offset as i64, event.borrow(), Mode::Quiet)
+                .is_ok(),
+        );
+    }
+    fold.unwritten()
+}
+
+/// What a replay (or the state consumer catching up) does per log record on one core: decode
+/// it, and fold it with [`Fold::apply`] over a store whose entities all fit in the cache.
+fn replay_benches(c: &mut Criterion) {
+    let log = simulated_log(1_000);
+    let json: Vec<Vec<u8>> = log
+        .iter()
+        .filter_map(|event| serde_json::to_vec(event).ok())
+        .collect();
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let Ok(store) = SledStore::open(dir.path()) else {
+        return;
+    };
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements(log.len() as u64));
+    group.sample_size(10);
+    group.bench_function("decode json log records", |b| {
+        b.iter(|| {
+            json.iter()
+                .filter_map(|bytes| serde_json::from_slice::<Event>(bytes).ok())
+                .count()
+        })
+    });
+    group.bench_function("fold cached", |b| {
+        b.iter(|| fold_quietly(&store, log.iter()))
+    });
+    group.bench_function("decode json and fold cached", |b| {
+        b.iter(|| {
+            fold_quietly(
+                &store,
+                json.iter()
+                    .filter_map(|bytes| serde_json::from_slice::<Event>(bytes).ok()),
+            )
+        })
+    });
+    group.finish();
+}
+
+/// The order event log's encodings side by side over a simulated run's log: the JSON of
+/// JSON-era records and the protobuf of `orderflow.log.v1`, one event a record (as the intakes
+/// write), and protobuf with the events of one key in a row sharing a record. Prints the sizes.
+fn log_codec_benches(c: &mut Criterion) {
+    use orderflow_schema::headers::{JSON_CONTENT_TYPE, LOG_CONTENT_TYPE};
+    use orderflow_schema::log::{decode_log_record, encode_log_record};
+
+    let log = simulated_log(1_000);
+    let json: Vec<Vec<u8>> = log
+        .iter()
+        .filter_map(|event| serde_json::to_vec(event).ok())
+        .collect();
+    let protobuf: Vec<Vec<u8>> = log
+        .iter()
+        .map(|event| encode_log_record(std::slice::from_ref(event)))
+        .collect();
+    let grouped: Vec<Vec<u8>> = log
+        .chunk_by(|a, b| a.key == b.key)
+        .map(encode_log_record)
+        .collect();
+    let bytes = |records: &[Vec<u8>]| records.iter().map(Vec::len).sum::<usize>();
+    println!(
+        "log of {} events: json {} bytes ({:.0} per event), protobuf {} bytes ({:.0} per event), \
+         protobuf grouped by key {} bytes in {} records",
+        log.len(),
+        bytes(&json),
+        bytes(&json) as f64 / log.len() as f64,
+        bytes(&protobuf),
+        bytes(&protobuf) as f64 / log.len() as f64,
+        bytes(&grouped),
+        grouped.len()
+    );
+    let decode_all = |records: &[Vec<u8>], content_type: &str| {
+        records
+            .iter()
+            .filter_map(|record| decode_log_record(record, Some(content_type.as_bytes())).ok())
+            .map(|events| events.len())
+            .sum::<usize>()
+    };
+    let mut group = c.benchmark_group("log codec");
+    group.throughput(Throughput::Elements(log.len() as u64));
+    group.sample_size(10);
+    group.bench_function("decode json log records (upcast path)", |b| {
+        b.iter(|| decode_all(black_box(&json), JSON_CONTENT_TYPE))
+    });
+    group.bench_function("decode protobuf log records", |b| {
+        b.iter(|| decode_all(black_box(&protobuf), LOG_CONTENT_TYPE))
+    });
+    group.bench_function("decode protobuf log records grouped by key", |b| {
+        b.iter(|| decode_all(black_box(&grouped), LOG_CONTENT_TYPE))
+    });
+    group.bench_function("encode json log records", |b| {
+        b.iter(|| {
+            log.iter()
+                .filter_map(|event| serde_json::to_vec(black_box(event)).ok())
+                .count()
+        })
+    });
+    group.bench_function("encode protobuf log records", |b| {
+        b.iter(|| {
+            log.iter()
+                .map(|event| encode_log_record(std::slice::from_ref(black_box(event))).len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(codec_and_fold, benches, replay_benches, log_codec_benches);
 criterion_main!(codec_and_fold);

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use lru::LruCache;
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use orderflow_domain::{step, Entity, EntityKey, Event, Mode, Step};
 use orderflow_store::{Batch, Retention, StateStore, StoreError};
@@ -77,13 +78,19 @@ pub enum Applied {
 
 /// Folds log records over a store, keeping state in memory in between.
 ///
-/// Entities are folded in memory and written to the store, with the partitions' checkpoints,
-/// in one atomic batch by [`Fold::write`], which the caller runs when it chooses (the state
-/// consumer every few hundred milliseconds, the replay when [`Fold::full`]). Written entities
-/// stay in a cache of recently used ones, bounded in bytes, so a fold reads the store only for
-/// an entity it hasn't seen lately. The cache always equals what the store holds; what was
-/// folded and not yet written is lost with the process, and the store's older checkpoint is
-/// where folding resumes.
+/// Entities are folded in memory and written to the store, with their partition's checkpoint,
+/// by [`Fold::write`], which the caller runs when it chooses (the state consumer every few
+/// hundred milliseconds, the replay when [`Fold::full`]). Written entities stay in a cache of
+/// recently used ones, bounded in bytes, so a fold reads the store only for an entity it
+/// hasn't seen lately. The cache always equals what the store holds; what was folded and not
+/// yet written is lost with the process, and the store's older checkpoint is where folding
+/// resumes.
+///
+/// Entities never cross a partition (the log is keyed by entity), so each partition folds in
+/// a [`PartitionFold`] of its own: [`Fold::fold_partitions`] folds several at once, one core
+/// each, and what is folded is the same as folding them one after the other. The cache's
+/// budget is shared: past it, the entities least recently written go first, whichever
+/// partition holds them.
 ///
 /// Whether an event was already folded into a sku or buyer is asked of the store one id at a
 /// time ([`StateStore::applied_at`]), never by loading the sku's whole history; an id counts
@@ -91,21 +98,61 @@ pub enum Applied {
 /// an order past its retention reads as absent ([`Retention`]). Both depend only on the log,
 /// whatever was cached, written or pruned, so a replay folds the live state byte for byte.
 pub struct Fold {
-    /// Written, as the store holds them, with their weight; least recently used evicted first.
-    cache: LruCache<(i32, EntityKey), (Entity, usize)>,
-    /// The cache's bound, and what it holds, in (approximate) bytes.
+    /// Per partition folded since this fold began: its cache, watermark and unwritten batch.
+    shards: BTreeMap<i32, Shard>,
+    /// The cache's bound over every partition, in (approximate) bytes.
     cache_bytes: usize,
-    cached_bytes: usize,
     retention: Retention,
-    /// Per partition, the latest event time folded (including what is not written yet).
-    watermarks: BTreeMap<i32, i64>,
+    /// How many writes were made: a cached entity is stamped with the write that put it there,
+    /// which orders entities of different partitions by how recently they were used.
+    writes: u64,
+}
+
+/// One partition's part of a [`Fold`].
+struct Shard {
+    /// Written, as the store holds them, with their weight and the write that cached them;
+    /// least recently used first.
+    cache: LruCache<EntityKey, (Entity, usize, u64)>,
+    /// What the cache holds, in (approximate) bytes.
+    cached_bytes: usize,
+    /// The latest event time folded (including what is not written yet), once known.
+    watermark: Option<i64>,
     /// Folded, not written yet.
     batch: Batch,
 }
 
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            cache: LruCache::unbounded(),
+            cached_bytes: 0,
+            watermark: None,
+            batch: Batch::default(),
+        }
+    }
+
+    /// Writes the batch (one atomic write: the partition's entities with its checkpoint) and
+    /// caches what it wrote, stamped `stamp`.
+    fn write(&mut self, store: &impl StateStore, stamp: u64) -> Result<(), StoreError> {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sizes = store.write(&batch)?;
+        for (((_, key), entity), size) in batch.entities.into_iter().zip(sizes) {
+            let weight = size + ENTITY_OVERHEAD;
+            self.cached_bytes += weight;
+            if let Some((_, (_, replaced, _))) = self.cache.push(key, (entity, weight, stamp)) {
+                self.cached_bytes -= replaced;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What an entity costs in memory besides its encoded size: the enum itself, the key, the
-/// cache's node. The encoded (JSON) size stands in for its heap: close for strings, which
-/// dominate, within a factor of two for the rest.
+/// cache's node. The encoded size stands in for its heap: close for strings, which dominate,
+/// within a factor of two for the rest.
 const ENTITY_OVERHEAD: usize = std::mem::size_of::<Entity>() + 64;
 
 /// What a folded entity not written yet is assumed to take, to bound the batch by a quarter of
@@ -117,12 +164,24 @@ impl Fold {
     /// Keeps at most about `cache_bytes` of written entities in memory, and keeps `retention`.
     pub fn new(cache_bytes: usize, retention: Retention) -> Fold {
         Fold {
-            cache: LruCache::unbounded(),
+            shards: BTreeMap::new(),
             cache_bytes,
-            cached_bytes: 0,
             retention,
-            watermarks: BTreeMap::new(),
-            batch: Batch::default(),
+            writes: 0,
+        }
+    }
+
+    /// Folds `partition` alone (see [`PartitionFold`]).
+    pub fn partition<'a, S: StateStore>(
+        &'a mut self,
+        store: &'a S,
+        partition: i32,
+    ) -> PartitionFold<'a, S> {
+        PartitionFold {
+            partition,
+            shard: self.shards.entry(partition).or_insert_with(Shard::new),
+            store,
+            retention: self.retention,
         }
     }
 
@@ -135,14 +194,174 @@ impl Fold {
         event: &Event,
         mode: Mode<'_>,
     ) -> Result<Applied, StoreError> {
-        self.batch.checkpoints.insert(partition, offset + 1);
-        let watermark = self.advance(store, partition, event.occurred_at.timestamp_millis())?;
+        self.partition(store, partition).apply(offset, event, mode)
+    }
+
+    /// Runs `fold` on each partition of `work` with its part of the work, partitions in
+    /// parallel (a core each, as far as there are cores), and returns what each run returned,
+    /// in partition order. Each run sees only its own partition, so what is folded is what
+    /// running them one after the other would fold; the caller puts together what they
+    /// returned in the order it needs.
+    pub fn fold_partitions<S, W, T, F>(
+        &mut self,
+        store: &S,
+        work: BTreeMap<i32, W>,
+        fold: F,
+    ) -> Vec<(i32, T)>
+    where
+        S: StateStore + Sync,
+        W: Send,
+        T: Send,
+        F: Fn(&mut PartitionFold<'_, S>, W) -> T + Sync,
+    {
+        for partition in work.keys() {
+            self.shards.entry(*partition).or_insert_with(Shard::new);
+        }
+        let partitions: BTreeSet<i32> = work.keys().copied().collect();
+        let retention = self.retention;
+        let jobs: Vec<(PartitionFold<'_, S>, W)> = self
+            .shards
+            .iter_mut()
+            .filter(|(partition, _)| partitions.contains(partition))
+            .zip(work.into_values())
+            .map(|((partition, shard), work)| {
+                let folding = PartitionFold {
+                    partition: *partition,
+                    shard,
+                    store,
+                    retention,
+                };
+                (folding, work)
+            })
+            .collect();
+        let run = |(mut folding, work): (PartitionFold<'_, S>, W)| {
+            let done = fold(&mut folding, work);
+            (folding.partition, done)
+        };
+        // One partition: no hand-over to the pool's threads and back.
+        if jobs.len() <= 1 {
+            jobs.into_iter().map(run).collect()
+        } else {
+            jobs.into_par_iter().map(run).collect()
+        }
+    }
+
+    /// Moves the checkpoint past a record that holds no event: one an operator skipped
+    /// ([`LogSkips`]).
+    pub fn skip(&mut self, partition: i32, offset: i64) {
+        let shard = self.shards.entry(partition).or_insert_with(Shard::new);
+        shard.batch.checkpoints.insert(partition, offset + 1);
+    }
+
+    /// An entity folded since the last write.
+    pub fn entity(&self, partition: i32, key: &EntityKey) -> Option<&Entity> {
+        self.shards
+            .get(&partition)?
+            .batch
+            .entities
+            .get(&(partition, key.clone()))
+    }
+
+    /// How many entities were folded since the last write.
+    pub fn unwritten(&self) -> usize {
+        self.shards
+            .values()
+            .map(|shard| shard.batch.entities.len())
+            .sum()
+    }
+
+    /// Whether the entities folded since the last write take about a quarter of the cache's
+    /// budget: time to write them.
+    pub fn full(&self) -> bool {
+        self.unwritten().saturating_mul(UNWRITTEN_ENTITY_BYTES) >= self.cache_bytes / 4
+    }
+
+    /// Written entities in memory, and their approximate bytes.
+    pub fn cached(&self) -> (usize, usize) {
+        self.shards
+            .values()
+            .fold((0, 0), |(entities, bytes), shard| {
+                (entities + shard.cache.len(), bytes + shard.cached_bytes)
+            })
+    }
+
+    /// Writes what was folded since the last write to the store, one atomic write per
+    /// partition (its entities with its checkpoint), partitions in parallel; then keeps those
+    /// entities in the cache, evicting the least recently used past its budget.
+    ///
+    /// One write per partition rather than one for all: a partition's state and checkpoint
+    /// depend on its own records only, so each is consistent on its own after a crash, and
+    /// encoding the partitions' entities runs on every core.
+    pub fn write<S: StateStore + Sync>(&mut self, store: &S) -> Result<(), StoreError> {
+        self.writes += 1;
+        let stamp = self.writes;
+        let shards: Vec<&mut Shard> = self
+            .shards
+            .values_mut()
+            .filter(|shard| !shard.batch.is_empty())
+            .collect();
+        if shards.len() <= 1 {
+            shards
+                .into_iter()
+                .try_for_each(|shard| shard.write(store, stamp))?;
+        } else {
+            shards
+                .into_par_iter()
+                .try_for_each(|shard| shard.write(store, stamp))?;
+        }
+        let (_, mut cached) = self.cached();
+        while cached > self.cache_bytes {
+            // The partition whose least recently used entity was written longest ago.
+            let oldest = self
+                .shards
+                .values_mut()
+                .filter_map(|shard| {
+                    let (_, (_, _, stamp)) = shard.cache.peek_lru()?;
+                    Some((*stamp, shard))
+                })
+                .min_by_key(|(stamp, _)| *stamp);
+            let Some((_, shard)) = oldest else { break };
+            if let Some((_, (_, weight, _))) = shard.cache.pop_lru() {
+                shard.cached_bytes -= weight;
+                cached -= weight;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One partition of a [`Fold`], folding alone: what [`Fold::fold_partitions`] hands each
+/// partition's run.
+pub struct PartitionFold<'a, S> {
+    partition: i32,
+    shard: &'a mut Shard,
+    store: &'a S,
+    retention: Retention,
+}
+
+impl<S: StateStore> PartitionFold<'_, S> {
+    /// The partition folded.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Folds `event`, read at `offset` of this partition, with the domain's [`step`] in `mode`.
+    pub fn apply(
+        &mut self,
+        offset: i64,
+        event: &Event,
+        mode: Mode<'_>,
+    ) -> Result<Applied, StoreError> {
+        let (store, partition) = (self.store, self.partition);
+        self.shard.batch.checkpoints.insert(partition, offset + 1);
+        let watermark = self.advance(event.occurred_at.timestamp_millis())?;
         let slot = (partition, event.key.clone());
-        let mut entity = match self.batch.entities.remove(&slot) {
+        let batch = &mut self.shard.batch;
+        let mut entity = match batch.entities.remove(&slot) {
             Some(entity) => entity,
-            None => match self.cache.pop(&slot) {
-                Some((entity, weight)) => {
-                    self.cached_bytes -= weight;
+            None => match self.shard.cache.pop(&event.key) {
+                Some((entity, weight, _)) => {
+                    self.shard.cached_bytes -= weight;
                     entity
                 }
                 None => store
@@ -157,12 +376,12 @@ impl Fold {
         // whose own set then only ever holds the one event being folded.
         let id_slot = (slot, event.event_id.clone());
         if entity.applied_kept_apart().is_some() {
-            let seen = match self.batch.applied.get(&id_slot) {
+            let seen = match batch.applied.get(&id_slot) {
                 Some(at) => Some(*at),
                 None => store.applied_at(partition, &event.key, &event.event_id)?,
             };
             if seen.is_some_and(|at| self.retention.remembers(at, watermark)) {
-                self.batch.entities.insert(id_slot.0, entity);
+                batch.entities.insert(id_slot.0, entity);
                 return Ok(Applied::Duplicate);
             }
         }
@@ -170,82 +389,46 @@ impl Fold {
             Some(step) => {
                 if let Some(ids) = entity.applied_kept_apart() {
                     ids.clear();
-                    self.batch.applied.insert(id_slot.clone(), watermark);
+                    batch.applied.insert(id_slot.clone(), watermark);
                 }
                 Applied::Changed(step)
             }
             None => Applied::Duplicate,
         };
-        self.batch.entities.insert(id_slot.0, entity);
+        batch.entities.insert(id_slot.0, entity);
         Ok(applied)
     }
 
-    /// Moves `partition`'s watermark to `occurred_at` if that is later; returns it.
-    fn advance(
-        &mut self,
-        store: &impl StateStore,
-        partition: i32,
-        occurred_at: i64,
-    ) -> Result<i64, StoreError> {
-        let known = match self.watermarks.get(&partition) {
-            Some(known) => Some(*known),
-            None => store.watermark(partition)?,
+    /// Moves the partition's watermark to `occurred_at` if that is later; returns it.
+    fn advance(&mut self, occurred_at: i64) -> Result<i64, StoreError> {
+        let known = match self.shard.watermark {
+            Some(known) => Some(known),
+            None => self.store.watermark(self.partition)?,
         };
         let watermark = known.map_or(occurred_at, |known| known.max(occurred_at));
-        self.watermarks.insert(partition, watermark);
-        self.batch.watermarks.insert(partition, watermark);
+        self.shard.watermark = Some(watermark);
+        self.shard
+            .batch
+            .watermarks
+            .insert(self.partition, watermark);
         Ok(watermark)
     }
 
     /// Moves the checkpoint past a record that holds no event: one an operator skipped
     /// ([`LogSkips`]).
-    pub fn skip(&mut self, partition: i32, offset: i64) {
-        self.batch.checkpoints.insert(partition, offset + 1);
+    pub fn skip(&mut self, offset: i64) {
+        self.shard
+            .batch
+            .checkpoints
+            .insert(self.partition, offset + 1);
     }
 
-    /// An entity folded since the last write.
-    pub fn entity(&self, partition: i32, key: &EntityKey) -> Option<&Entity> {
-        self.batch.entities.get(&(partition, key.clone()))
-    }
-
-    /// How many entities were folded since the last write.
-    pub fn unwritten(&self) -> usize {
-        self.batch.entities.len()
-    }
-
-    /// Whether the entities folded since the last write take about a quarter of the cache's
-    /// budget: time to write them.
-    pub fn full(&self) -> bool {
-        self.unwritten().saturating_mul(UNWRITTEN_ENTITY_BYTES) >= self.cache_bytes / 4
-    }
-
-    /// Written entities in memory, and their approximate bytes.
-    pub fn cached(&self) -> (usize, usize) {
-        (self.cache.len(), self.cached_bytes)
-    }
-
-    /// Writes what was folded since the last write to the store in one atomic batch, then
-    /// keeps those entities in the cache, evicting the least recently used past its budget.
-    pub fn write(&mut self, store: &impl StateStore) -> Result<(), StoreError> {
-        let batch = std::mem::take(&mut self.batch);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let sizes = store.write(&batch)?;
-        for ((slot, entity), size) in batch.entities.into_iter().zip(sizes) {
-            let weight = size + ENTITY_OVERHEAD;
-            self.cached_bytes += weight;
-            if let Some((_, (_, replaced))) = self.cache.push(slot, (entity, weight)) {
-                self.cached_bytes -= replaced;
-            }
-        }
-        while self.cached_bytes > self.cache_bytes {
-            match self.cache.pop_lru() {
-                Some((_, (_, weight))) => self.cached_bytes -= weight,
-                None => break,
-            }
-        }
-        Ok(())
+    /// An entity of this partition folded since the last write.
+    pub fn entity(&self, key: &EntityKey) -> Option<&Entity> {
+        self.shard
+            .batch
+            .entities
+            .get(&(self.partition, key.clone()))
     }
 }
 
@@ -394,6 +577,135 @@ mod tests {
         // 400 events once each; the copies right after are dropped; the 270 copies 5 hours
         // later are past the 2-hour window and folded again.
         assert_eq!(big_answers.iter().filter(|c| **c).count(), 400 + 270);
+    }
+
+    /// Where a key's events go in the tests: entities never cross a partition.
+    fn partition_of(key: &EntityKey) -> i32 {
+        (key.to_string().bytes().map(u32::from).sum::<u32>() % 4) as i32
+    }
+
+    /// The facts of simulated journeys (orders, payments, shipments, duplicates, out of order)
+    /// with the messages their orders send to skus and buyers, and the decisions they lead
+    /// to, spread over four partitions: folded live one record after the other with a big
+    /// cache, and partition by partition in parallel rounds with a tiny cache written every
+    /// few rounds, the stores digest the same and every record's answer (effects and
+    /// decisions) is the same.
+    #[test]
+    fn folding_partitions_in_parallel_folds_what_folding_them_in_turn_does() {
+        use orderflow_schema::{decode, Provenance};
+        use orderflow_sim::{plan, Mix};
+
+        let plan = plan(&Mix {
+            orders: 300,
+            malformed_share: 0.0,
+            ..Mix::default()
+        });
+        let provenance = Provenance {
+            topic: "t.in".into(),
+            partition: 0,
+            offset: 0,
+        };
+        let facts: Vec<Event> = plan
+            .records
+            .iter()
+            .filter_map(|record| decode(record.topic, &provenance, None, &record.payload).ok())
+            .collect();
+        let rules = orderflow_domain::Rules::default();
+        let now = facts.iter().map(|event| event.occurred_at).max().unwrap();
+        let live = Mode::Live {
+            rules: &rules,
+            now,
+            decider: "test",
+        };
+        // The log: each fact, then what folding it live appends (as the state consumer does).
+        let mut log: Vec<Event> = Vec::new();
+        {
+            let (_dir, store) = store();
+            let mut fold = Fold::new(PLENTY, Retention::default());
+            let mut pending: std::collections::VecDeque<Event> = facts.into();
+            while let Some(event) = pending.pop_front() {
+                let partition = partition_of(&event.key);
+                if let Applied::Changed(step) =
+                    fold.apply(&store, partition, 0, &event, live).unwrap()
+                {
+                    for effect in step.effects {
+                        if let orderflow_domain::Effect::Append(message) = effect {
+                            pending.push_back(message);
+                        }
+                    }
+                    pending.extend(step.decisions);
+                }
+                log.push(event);
+            }
+        }
+        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        let records: Vec<(i32, i64, Event)> = log
+            .into_iter()
+            .map(|event| {
+                let partition = partition_of(&event.key);
+                let offset = offsets.entry(partition).or_default();
+                *offset += 1;
+                (partition, *offset - 1, event)
+            })
+            .collect();
+        let answer = |applied: Applied| match applied {
+            Applied::Changed(step) => Some(step),
+            Applied::Duplicate => None,
+        };
+
+        let (_a, sequential) = store();
+        let mut fold = Fold::new(PLENTY, Retention::default());
+        let mut in_turn = BTreeMap::new();
+        for (partition, offset, event) in &records {
+            let applied = fold
+                .apply(&sequential, *partition, *offset, event, live)
+                .unwrap();
+            in_turn.insert((*partition, *offset), answer(applied));
+        }
+        fold.write(&sequential).unwrap();
+
+        let (_b, parallel) = store();
+        let mut fold = Fold::new(1, Retention::default());
+        let mut at_once = BTreeMap::new();
+        for (round, chunk) in records.chunks(40).enumerate() {
+            let mut work: BTreeMap<i32, Vec<&(i32, i64, Event)>> = BTreeMap::new();
+            for record in chunk {
+                work.entry(record.0).or_default().push(record);
+            }
+            let answers = fold.fold_partitions(&parallel, work, |folding, records| {
+                records
+                    .into_iter()
+                    .map(|(_, offset, event)| {
+                        let applied = folding.apply(*offset, event, live).unwrap();
+                        (*offset, answer(applied))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for (partition, answers) in answers {
+                for (offset, answer) in answers {
+                    at_once.insert((partition, offset), answer);
+                }
+            }
+            if round % 3 == 2 {
+                fold.write(&parallel).unwrap();
+            }
+        }
+        fold.write(&parallel).unwrap();
+
+        assert_eq!(in_turn, at_once);
+        let decided = in_turn
+            .values()
+            .flatten()
+            .map(|step| step.decisions.len())
+            .sum::<usize>();
+        assert!(decided > 0, "the orders decided something");
+        assert_eq!(offsets.len(), 4, "every partition has records");
+        for partition in offsets.keys() {
+            assert_eq!(
+                sequential.digest(*partition).unwrap(),
+                parallel.digest(*partition).unwrap()
+            );
+        }
     }
 
     fn store_with(retention: Retention) -> (tempfile::TempDir, SledStore) {

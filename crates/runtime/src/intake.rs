@@ -5,17 +5,19 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use orderflow_domain::{EventId, Timestamp};
-use orderflow_schema::{decode_within, headers, InputTopic, Provenance, Rejection, RejectionKind};
+use orderflow_schema::{decode_within, InputTopic, Provenance, Rejection, RejectionKind};
 use orderflow_store::DedupIndex;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, Committed};
 use crate::kafka::{producer, Topics};
-use crate::output::{send_guarded, DeadLetter, Dlq, Fallback, Output, Sent};
+use crate::logread::content_type;
+use crate::output::{send_guarded, DeadLetter, Dlq, Fallback, Sent};
+use crate::state::log_record;
 use crate::RuntimeError;
 
 pub struct Intake {
@@ -119,7 +121,6 @@ impl BatchHandler for Intake {
     ) -> Result<(Sent, Vec<(EventId, Timestamp)>), RuntimeError> {
         let span = info_span!("intake_batch", consumer = %self.name, records = batch.len());
         async {
-            let log_topic = self.topics.order_events();
             // Each event with its input, dead-lettered if the log refuses the event for good.
             let mut outputs = Vec::with_capacity(batch.len());
             let mut appended: Vec<(EventId, Timestamp)> = Vec::new();
@@ -129,12 +130,7 @@ impl BatchHandler for Intake {
                     partition: message.partition(),
                     offset: message.offset(),
                 };
-                let content_type = message.headers().and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|header| header.key.eq_ignore_ascii_case(headers::CONTENT_TYPE))
-                        .and_then(|header| header.value)
-                });
+                let content_type = content_type(message);
                 let payload = message.payload().unwrap_or_default();
                 let decoded = if message.payload().is_none() {
                     Err(Rejection {
@@ -175,15 +171,8 @@ impl BatchHandler for Intake {
                         }
                         metrics::counter!(crate::telemetry::EVENTS_APPENDED.name,
                             "consumer" => self.name.clone(), "kind" => event.body.kind()).increment(1);
-                        let payload = serde_json::to_vec(&event)
-                            .map_err(|error| RuntimeError::Fatal(format!("encoding an event: {error}")))?;
                         outputs.push((
-                            Output {
-                                topic: log_topic.clone(),
-                                key: event.key.to_string().into_bytes(),
-                                payload,
-                                headers: vec![(headers::CONTENT_TYPE, headers::JSON_CONTENT_TYPE.into())],
-                            },
+                            log_record(&self.topics, std::slice::from_ref(&event))?,
                             Some(Fallback::Record {
                                 letter: DeadLetter::of(message),
                                 event_id: event.event_id.clone(),

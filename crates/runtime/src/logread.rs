@@ -8,13 +8,32 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use orderflow_domain::Event;
+use orderflow_schema::headers;
+use orderflow_schema::log::{decode_log_record, LogRecordError};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::kafka::{consumer_config, with_retries, ATTEMPT_TIMEOUT, COMMAND_RETRY_LIMIT};
 use crate::RuntimeError;
+
+/// A record's `content-type` header, which tells how a log record is encoded.
+pub fn content_type<M: Message>(message: &M) -> Option<&[u8]> {
+    message.headers().and_then(|record_headers| {
+        record_headers
+            .iter()
+            .find(|header| header.key.eq_ignore_ascii_case(headers::CONTENT_TYPE))
+            .and_then(|header| header.value)
+    })
+}
+
+/// The events of a record of the order event log read from the broker, decoded by its
+/// `content-type` (protobuf, or a JSON-era record upcast).
+pub fn decode_events<M: Message>(message: &M) -> Result<Vec<Event>, LogRecordError> {
+    decode_log_record(message.payload().unwrap_or_default(), content_type(message))
+}
 
 /// Where to stop.
 pub enum Until {

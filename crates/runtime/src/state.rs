@@ -23,7 +23,7 @@ use orderflow_domain::{
 };
 use orderflow_schema::output::Versioned;
 use orderflow_schema::{headers, Rejection, RejectionKind};
-use orderflow_store::{SledStore, StateStore};
+use orderflow_store::{SledStore, StateStore, StoreError};
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
@@ -34,11 +34,12 @@ use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
 use crate::fold::{Applied, Fold, LogSkips};
 use crate::kafka::{producer, with_retries, Topics, ATTEMPT_TIMEOUT};
+use crate::logread::decode_events;
 use crate::output::{deliver, send_guarded, DeadLetter, Dlq, Output, Sent};
 use crate::rules::{Clock, RulesSource};
 use crate::telemetry::health;
 use crate::RuntimeError;
-use orderflow_schema::log::{decode_log_record, LogRecordError};
+use orderflow_schema::log::{encode_log_record, LogRecordError};
 
 pub const CONSUMER_NAME: &str = "orderflow-state";
 
@@ -72,8 +73,8 @@ pub struct StateConsumer {
     seen_generation: u64,
     /// Per partition, the group's committed offset when it was assigned: below it, quiet.
     live_from: HashMap<i32, i64>,
-    /// Decisions appended but not read back yet, so they aren't appended again meanwhile.
-    in_flight: HashSet<EventId>,
+    /// Decisions appended but not read back yet, and the snapshots waiting for them.
+    awaited: Awaited,
     /// When the first timer of a scheduled order is due, so a tick loads only the orders that
     /// have something due. Forgotten when the order changes, the rules change or the
     /// assignment does.
@@ -142,7 +143,7 @@ pub async fn run(
         generation,
         seen_generation: 0,
         live_from: HashMap::new(),
-        in_flight: HashSet::new(),
+        awaited: Awaited::default(),
         next_due: HashMap::new(),
         fold: Fold::new(config.consumer.cache_bytes(), config.store.retention()),
         written: Instant::now(),
@@ -181,6 +182,10 @@ impl StateConsumer {
             self.live_from.clear();
             self.next_due.clear();
             self.open_exceptions.clear();
+            // A decision awaited for a partition that went away lands at its new owner: left
+            // here, it would hold back that order's snapshots should the partition come back.
+            // What lands now unawaited publishes its snapshot naming its cause.
+            self.awaited = Awaited::default();
             self.seen_generation = generation;
         }
         let unknown: BTreeSet<i32> = partitions
@@ -286,26 +291,28 @@ impl StateConsumer {
         }
     }
 
-    /// Appends `decisions` to the log, each at most once until it is read back.
-    fn append_decisions(
-        &mut self,
-        decisions: Vec<Event>,
-        outputs: &mut Vec<Output>,
-    ) -> Result<(), RuntimeError> {
+    /// Of `decisions`, those to append to the log: each at most once until it is read back.
+    fn record_decisions(&mut self, decisions: Vec<Event>) -> Vec<Event> {
+        let mut recorded = Vec::with_capacity(decisions.len());
         for decision in decisions {
-            if self.in_flight.insert(decision.event_id.clone()) {
+            if self.awaited.sent(&decision) {
                 debug!(order_id = %decision.key.masked(), decision = decision.body.kind(),
                     rule_version = %self.rules.current().version, "decision recorded");
                 metrics::counter!(crate::telemetry::DECISIONS.name, "kind" => decision.body.kind())
                     .increment(1);
-                outputs.push(log_record(&self.topics, &decision)?);
+                recorded.push(decision);
             }
         }
-        Ok(())
+        recorded
     }
 
-    /// What an effect of a live fold publishes.
-    fn publish(&self, effect: &Effect, outputs: &mut Vec<Output>) -> Result<(), RuntimeError> {
+    /// What an effect of a live fold publishes; a message to another entity goes to `appends`.
+    fn publish(
+        &self,
+        effect: Effect,
+        outputs: &mut Vec<Output>,
+        appends: &mut Appends,
+    ) -> Result<(), RuntimeError> {
         match effect {
             Effect::Exception(change) => {
                 metrics::counter!(crate::telemetry::EXCEPTIONS.name,
@@ -315,10 +322,10 @@ impl StateConsumer {
                     topic: self.topics.exceptions(),
                     key: change.order_id.to_string().into_bytes(),
                     headers: vec![(headers::CHANGE_ID, change.change_id().into_bytes())],
-                    payload: to_json(&Versioned::new(change))?,
+                    payload: to_json(&Versioned::new(&change))?,
                 });
             }
-            Effect::Append(message) => outputs.push(log_record(&self.topics, message)?),
+            Effect::Append(message) => appends.push(message),
             Effect::Notify(notification) => {
                 metrics::counter!(crate::telemetry::NOTIFICATIONS.name, "kind" => notification.kind.clone())
                     .increment(1);
@@ -329,7 +336,7 @@ impl StateConsumer {
                         headers::NOTIFICATION_ID,
                         notification.notification_id.to_string().into_bytes(),
                     )],
-                    payload: to_json(&Versioned::new(notification))?,
+                    payload: to_json(&Versioned::new(&notification))?,
                 });
             }
             Effect::Route(instruction) => {
@@ -342,9 +349,44 @@ impl StateConsumer {
                         headers::ROUTING_ID,
                         instruction.routing_id.clone().into_bytes(),
                     )],
-                    payload: to_json(&Versioned::new(instruction))?,
+                    payload: to_json(&Versioned::new(&instruction))?,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// One snapshot per order the batch touched live, unless decisions the order appended
+    /// for itself are still on their way back: folded, they change it again, so the snapshot
+    /// waits for them and then names what both changes reflect. A restart forgets the wait,
+    /// and the decision, folded live after it, publishes the snapshot (naming its cause).
+    /// Messages to other entities are not waited for: a reply may never come.
+    fn publish_snapshots(
+        &mut self,
+        snapshots: Snapshots,
+        outputs: &mut Vec<Output>,
+        made_at: &mut Vec<(usize, i32, i64)>,
+    ) -> Result<(), RuntimeError> {
+        for (slot, Touched { offset, reflected }) in snapshots.0 {
+            let Some(named) = self.awaited.settled(&slot, reflected) else {
+                continue;
+            };
+            let Some(Entity::Order(order)) = self.fold.entity(slot.0, &slot.1) else {
+                continue;
+            };
+            let event_ids: Vec<&str> = named.iter().map(|(id, _)| id.as_str()).collect();
+            let event_times: Vec<String> = named.iter().map(|(_, ms)| ms.to_string()).collect();
+            made_at.push((outputs.len(), slot.0, offset));
+            outputs.push(Output {
+                topic: self.topics.order_state(),
+                key: slot.1.to_string().into_bytes(),
+                headers: vec![
+                    (headers::VERSION, order.version.to_string().into_bytes()),
+                    (headers::EVENT_IDS, event_ids.join(",").into_bytes()),
+                    (headers::EVENT_TIMES, event_times.join(",").into_bytes()),
+                ],
+                payload: to_json(&Versioned::new(order.snapshot()))?,
+            });
         }
         Ok(())
     }
@@ -457,7 +499,10 @@ impl BatchHandler for StateConsumer {
             }
             for order in &due {
                 let decisions = fire_timers(order, self.rules.current(), now, CONSUMER_NAME);
-                self.append_decisions(decisions, &mut outputs)?;
+                let decisions = self.record_decisions(decisions);
+                if !decisions.is_empty() {
+                    outputs.push(log_record(&self.topics, &decisions)?);
+                }
             }
         }
         self.report_backlog(scheduled, now);
@@ -483,92 +528,128 @@ impl BatchHandler for StateConsumer {
             records = batch.len()
         );
         async {
-            let mut outputs = Vec::new();
-            // Where each output was made: (its index, the log record's partition and
-            // offset), so one the broker refuses is dead-lettered with that provenance.
-            let mut made_at: Vec<(usize, i32, i64)> = Vec::new();
-            let mut snapshot_made_at: HashMap<(i32, EntityKey), i64> = HashMap::new();
-            // Per order touched live: the events folded since its last snapshot, so a reader can tell
-            // which facts a snapshot reflects (end-to-end latency is measured with it).
-            // With each id, when its record was appended to the log (ms): how long a change took
-            // to reach a channel is measured from it (`orderflow-sync`).
-            let mut snapshots: BTreeMap<(i32, EntityKey), Vec<(String, i64)>> = BTreeMap::new();
-            let store = Arc::clone(&self.store);
+            let mut work: BTreeMap<i32, Vec<&OwnedMessage>> = BTreeMap::new();
             for message in batch {
                 let (partition, offset) = (message.partition(), message.offset());
-                made_at.push((outputs.len(), partition, offset));
-                let live = offset >= self.live_from.get(&partition).copied().unwrap_or(0);
                 if self.stalled.get(&partition).is_some_and(|at| offset > *at) {
                     // Fetched before the partition was paused: read again once it resumes.
                     continue;
                 }
-                let event = match decode_log_record(message.payload().unwrap_or_default()) {
-                    Ok(event) => event,
-                    Err(error) if self.skips.contains(partition, offset) => {
-                        warn!(topic = message.topic(), partition, offset, %error,
-                            "unreadable order event skipped as consumer.skip-log-records says, and dead-lettered");
-                        // Below the committed offset it was dead-lettered when it was skipped.
-                        if live {
-                            let rejection = Rejection { kind: RejectionKind::UnreadableLogRecord, message: error.to_string() };
-                            outputs.push(self.dlq.output(&DeadLetter::of(message), &rejection));
+                work.entry(partition).or_default().push(message);
+            }
+            // Decoding and folding, the CPU of a batch, run on a core per partition; what
+            // the records come to is then published partition after partition, each in log
+            // order, as folding them one after the other would.
+            let store = Arc::clone(&self.store);
+            let (live_from, skips) = (&self.live_from, &self.skips);
+            let rules = self.rules.current();
+            let folded = self.fold.fold_partitions(store.as_ref(), work, |folding, messages| {
+                let partition = folding.partition();
+                let live_from = live_from.get(&partition).copied().unwrap_or(0);
+                let mut folded = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let offset = message.offset();
+                    let live = offset >= live_from;
+                    let mode = if live {
+                        Mode::Live { rules, now, decider: CONSUMER_NAME }
+                    } else {
+                        Mode::Quiet
+                    };
+                    let read = match decode_events(message) {
+                        Ok(events) => {
+                            let mut applied = Vec::with_capacity(events.len());
+                            for event in events {
+                                let answer = folding.apply(offset, &event, mode)?;
+                                applied.push((event, answer));
+                            }
+                            Ok(applied)
                         }
-                        self.fold.skip(partition, offset);
-                        continue;
+                        Err(error) => Err(error),
+                    };
+                    let skipped = read.is_err() && skips.contains(partition, offset);
+                    if skipped {
+                        folding.skip(offset);
                     }
-                    Err(error) => {
-                        self.stall(consumer, message, &error);
-                        continue;
+                    let stops = read.is_err() && !skipped;
+                    folded.push(Folded { message, live, read });
+                    if stops {
+                        // Nothing of the partition after a record it can't read is folded.
+                        break;
                     }
-                };
-                self.in_flight.remove(&event.event_id);
-                let mode = if live {
-                    Mode::Live { rules: self.rules.current(), now, decider: CONSUMER_NAME }
-                } else {
-                    Mode::Quiet
-                };
-                let step = match self.fold.apply(store.as_ref(), partition, offset, &event, mode)? {
-                    Applied::Duplicate => {
-                        debug!(order_id = %event.key.masked(), event_id = %event.event_id, partition, offset, "duplicate event dropped");
-                        metrics::counter!(crate::telemetry::DUPLICATES_DROPPED.name,
-                            "consumer" => CONSUMER_NAME, "stage" => "fold").increment(1);
-                        continue;
-                    }
-                    Applied::Changed(step) => step,
-                };
-                self.next_due.remove(&(partition, event.key.clone()));
-                self.recount(partition, &event.key);
-                debug!(order_id = %event.key.masked(), kind = event.body.kind(), partition, offset, live, "event folded");
-                if !live {
-                    continue;
                 }
-                if matches!(event.key, EntityKey::Order(_)) {
+                Ok::<_, StoreError>(folded)
+            });
+            let mut outputs = Vec::new();
+            // Where each output was made: (its index, the log record's partition and
+            // offset), so one the broker refuses is dead-lettered with that provenance.
+            let mut made_at: Vec<(usize, i32, i64)> = Vec::new();
+            let mut snapshots = Snapshots::default();
+            for (partition, records) in folded {
+                for Folded { message, live, read } in records? {
+                    let offset = message.offset();
+                    made_at.push((outputs.len(), partition, offset));
+                    let events = match read {
+                        Ok(events) => events,
+                        Err(error) if self.skips.contains(partition, offset) => {
+                            warn!(topic = message.topic(), partition, offset, %error,
+                                "unreadable order event skipped as consumer.skip-log-records says, and dead-lettered");
+                            // Below the committed offset it was dead-lettered when it was skipped.
+                            if live {
+                                let rejection = Rejection { kind: RejectionKind::UnreadableLogRecord, message: error.to_string() };
+                                outputs.push(self.dlq.output(&DeadLetter::of(message), &rejection));
+                            }
+                            continue;
+                        }
+                        Err(error) => {
+                            self.stall(consumer, message, &error);
+                            continue;
+                        }
+                    };
                     let appended_ms = message.timestamp().to_millis().unwrap_or(0);
-                    snapshots.entry((partition, event.key.clone())).or_default().push((event.event_id.to_string(), appended_ms));
-                    snapshot_made_at.insert((partition, event.key.clone()), offset);
+                    for (event, applied) in events {
+                        let ours = self.awaited.landed(&event);
+                        let slot = (partition, event.key.clone());
+                        let step = match applied {
+                            Applied::Duplicate => {
+                                debug!(order_id = %event.key.masked(), event_id = %event.event_id, partition, offset, "duplicate event dropped");
+                                metrics::counter!(crate::telemetry::DUPLICATES_DROPPED.name,
+                                    "consumer" => CONSUMER_NAME, "stage" => "fold").increment(1);
+                                // A copy of the decision a snapshot waited for still ends the wait.
+                                if live && self.awaited.waiting(&slot) {
+                                    snapshots.touched(slot, offset);
+                                }
+                                continue;
+                            }
+                            Applied::Changed(step) => step,
+                        };
+                        self.next_due.remove(&slot);
+                        self.recount(partition, &event.key);
+                        debug!(order_id = %event.key.masked(), kind = event.body.kind(), partition, offset, live, "event folded");
+                        if !live {
+                            continue;
+                        }
+                        if matches!(event.key, EntityKey::Order(_)) {
+                            let reflected = snapshots.touched(slot, offset);
+                            reflected.push((event.event_id.to_string(), appended_ms));
+                            // A decision of this consumer's it did not append itself (a restart
+                            // or a new owner of the partition came between): the fact that
+                            // caused it waited for it, and no snapshot named that fact yet.
+                            if !ours && event.source.origin == CONSUMER_NAME {
+                                if let Some(cause) = &event.source.caused_by {
+                                    reflected.push((cause.to_string(), appended_ms));
+                                }
+                            }
+                        }
+                        let mut appends = Appends::default();
+                        for effect in step.effects {
+                            self.publish(effect, &mut outputs, &mut appends)?;
+                        }
+                        appends.extend(self.record_decisions(step.decisions));
+                        outputs.extend(appends.records(&self.topics)?);
+                    }
                 }
-                for effect in &step.effects {
-                    self.publish(effect, &mut outputs)?;
-                }
-                self.append_decisions(step.decisions, &mut outputs)?;
             }
-            for ((partition, key), reflected) in &snapshots {
-                if let Some(Entity::Order(order)) = self.fold.entity(*partition, key) {
-                    let event_ids: Vec<&str> = reflected.iter().map(|(id, _)| id.as_str()).collect();
-                    let event_times: Vec<String> = reflected.iter().map(|(_, ms)| ms.to_string()).collect();
-                    let made = snapshot_made_at.get(&(*partition, key.clone())).copied().unwrap_or_default();
-                    made_at.push((outputs.len(), *partition, made));
-                    outputs.push(Output {
-                        topic: self.topics.order_state(),
-                        key: key.to_string().into_bytes(),
-                        headers: vec![
-                            (headers::VERSION, order.version.to_string().into_bytes()),
-                            (headers::EVENT_IDS, event_ids.join(",").into_bytes()),
-                            (headers::EVENT_TIMES, event_times.join(",").into_bytes()),
-                        ],
-                        payload: to_json(&Versioned::new(order.snapshot()))?,
-                    });
-                }
-            }
+            self.publish_snapshots(snapshots, &mut outputs, &mut made_at)?;
             let outputs = self.dlq.made_from(outputs, &self.topics.order_events(), &made_at);
             Ok((send_guarded(&self.producer, &self.dlq, outputs).await?, ()))
         }
@@ -646,6 +727,123 @@ impl StateConsumer {
     }
 }
 
+/// What folding one log record came to: handed from a batch's parallel part to its
+/// sequential one.
+struct Folded<'m> {
+    message: &'m OwnedMessage,
+    /// Read at or past the group's committed offset: what it does is published.
+    live: bool,
+    /// Its events with what folding each did, or why it can't be read.
+    read: Result<Vec<(Event, Applied)>, LogRecordError>,
+}
+
+/// The orders a batch touched live: one snapshot each at the batch's end, made at the offset
+/// of the last record that touched it, naming the events it is the first to reflect.
+#[derive(Default)]
+struct Snapshots(BTreeMap<(i32, EntityKey), Touched>);
+
+struct Touched {
+    offset: i64,
+    /// Event id, and when its record was appended to the log (ms).
+    reflected: Vec<(String, i64)>,
+}
+
+impl Snapshots {
+    /// Notes the order in `slot` touched at `offset`; returns what its snapshot reflects.
+    fn touched(&mut self, slot: (i32, EntityKey), offset: i64) -> &mut Vec<(String, i64)> {
+        let touched = self.0.entry(slot).or_insert_with(|| Touched {
+            offset,
+            reflected: Vec::new(),
+        });
+        touched.offset = offset;
+        &mut touched.reflected
+    }
+}
+
+/// Decisions on their way back to the orders that made them (appended, not read back yet),
+/// and per order whose snapshot waits for them, the events that snapshot is the first to
+/// reflect (id, and when its record was appended, ms).
+#[derive(Default)]
+struct Awaited {
+    decisions: HashMap<EntityKey, HashSet<EventId>>,
+    unnamed: HashMap<(i32, EntityKey), Vec<(String, i64)>>,
+}
+
+impl Awaited {
+    /// Notes `decision` appended; false if it is already on its way (not to append again).
+    fn sent(&mut self, decision: &Event) -> bool {
+        self.decisions
+            .entry(decision.key.clone())
+            .or_default()
+            .insert(decision.event_id.clone())
+    }
+
+    /// Notes `event` read back from the log; whether it was a decision on its way.
+    fn landed(&mut self, event: &Event) -> bool {
+        let Some(on_the_way) = self.decisions.get_mut(&event.key) else {
+            return false;
+        };
+        let landed = on_the_way.remove(&event.event_id);
+        if on_the_way.is_empty() {
+            self.decisions.remove(&event.key);
+        }
+        landed
+    }
+
+    /// Whether the snapshot of the order in `slot` waits for its decisions.
+    fn waiting(&self, slot: &(i32, EntityKey)) -> bool {
+        self.unnamed.contains_key(slot)
+    }
+
+    /// The events a snapshot of the order in `slot` names now: those it waited with, then
+    /// `reflected`. `None` while decisions of the order's own are on their way back: folded,
+    /// they change it again, and the snapshot after them names these too.
+    fn settled(
+        &mut self,
+        slot: &(i32, EntityKey),
+        reflected: Vec<(String, i64)>,
+    ) -> Option<Vec<(String, i64)>> {
+        let mut named = self.unnamed.remove(slot).unwrap_or_default();
+        named.extend(reflected);
+        if self.decisions.contains_key(&slot.1) {
+            self.unnamed.insert(slot.clone(), named);
+            return None;
+        }
+        Some(named)
+    }
+}
+
+/// What one folded event appends to the log: one record per key, its events in the order
+/// they were made, each with its own id (dedupe, the wait for decisions and replay work per event).
+#[derive(Default)]
+struct Appends(Vec<Vec<Event>>);
+
+impl Appends {
+    fn push(&mut self, event: Event) {
+        let same_key = self
+            .0
+            .iter_mut()
+            .find(|events| events.first().is_some_and(|first| first.key == event.key));
+        match same_key {
+            Some(events) => events.push(event),
+            None => self.0.push(vec![event]),
+        }
+    }
+
+    fn extend(&mut self, events: Vec<Event>) {
+        for event in events {
+            self.push(event);
+        }
+    }
+
+    fn records(&self, topics: &Topics) -> Result<Vec<Output>, RuntimeError> {
+        self.0
+            .iter()
+            .map(|events| log_record(topics, events))
+            .collect()
+    }
+}
+
 /// The (owner, level) of each open exception of an order.
 fn open_of(order: &orderflow_domain::OrderState) -> Vec<(Owner, Level)> {
     order
@@ -654,13 +852,24 @@ fn open_of(order: &orderflow_domain::OrderState) -> Vec<(Owner, Level)> {
         .collect()
 }
 
-/// An event as a record of the order event log.
-pub fn log_record(topics: &Topics, event: &Event) -> Result<Output, RuntimeError> {
+/// Events of one key as one record of the order event log (protobuf, `orderflow.log.v1`).
+/// Refuses an empty list or events of different keys: a record has one key.
+pub fn log_record(topics: &Topics, events: &[Event]) -> Result<Output, RuntimeError> {
+    let Some(first) = events.first() else {
+        return Err(RuntimeError::Fatal(
+            "a log record needs at least one event".into(),
+        ));
+    };
+    if events.iter().any(|event| event.key != first.key) {
+        return Err(RuntimeError::Fatal(
+            "the events of one log record must share a key".into(),
+        ));
+    }
     Ok(Output {
         topic: topics.order_events(),
-        key: event.key.to_string().into_bytes(),
-        headers: vec![(headers::CONTENT_TYPE, headers::JSON_CONTENT_TYPE.into())],
-        payload: to_json(event)?,
+        key: first.key.to_string().into_bytes(),
+        headers: vec![(headers::CONTENT_TYPE, headers::LOG_CONTENT_TYPE.into())],
+        payload: encode_log_record(events),
     })
 }
 
@@ -698,6 +907,143 @@ mod tests {
                 RuntimeError::Store(orderflow_store::StoreError::Corrupt(_))
             ),
             "{error:?}"
+        );
+    }
+
+    fn order(id: &str) -> (i32, EntityKey) {
+        (0, id.parse().unwrap())
+    }
+
+    /// A decision about `order` (its id depends on the order and the kind of decision).
+    fn decided(order: &str, body: orderflow_domain::EventBody) -> Event {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        Event::decision(&order.parse().unwrap(), at, CONSUMER_NAME, None, body)
+    }
+
+    fn timed_out(order: &str) -> Event {
+        decided(
+            order,
+            orderflow_domain::EventBody::PaymentTimedOut {
+                timeout_minutes: 30,
+                rule_version: "r1".into(),
+            },
+        )
+    }
+
+    fn approved(order: &str) -> Event {
+        decided(
+            order,
+            orderflow_domain::EventBody::OrderAutoApproved(orderflow_domain::Approval {
+                rule_version: "r1".into(),
+                threshold_fen: 50_000,
+            }),
+        )
+    }
+
+    fn named(ids: &[(&str, i64)]) -> Vec<(String, i64)> {
+        ids.iter().map(|(id, ms)| (id.to_string(), *ms)).collect()
+    }
+
+    #[test]
+    fn a_snapshot_waits_for_the_orders_own_decisions_then_names_what_it_waited_with() {
+        let slot = order("tmall:T1");
+        let (first, second) = (approved("tmall:T1"), timed_out("tmall:T1"));
+        let mut awaited = Awaited::default();
+        assert!(awaited.sent(&first) && awaited.sent(&second));
+        assert!(!awaited.sent(&first), "on its way: not appended again");
+        assert_eq!(awaited.settled(&slot, named(&[("placed", 1)])), None);
+        assert!(awaited.waiting(&slot));
+        assert!(awaited.landed(&first));
+        assert_eq!(
+            awaited.settled(&slot, named(&[("first", 2)])),
+            None,
+            "the second decision is still on its way"
+        );
+        assert!(awaited.landed(&second));
+        assert!(!awaited.landed(&second), "a copy of it lands after");
+        assert_eq!(
+            awaited.settled(&slot, named(&[("second", 3)])),
+            Some(named(&[("placed", 1), ("first", 2), ("second", 3)]))
+        );
+        assert!(!awaited.waiting(&slot));
+        assert_eq!(
+            awaited.settled(&slot, named(&[("paid", 4)])),
+            Some(named(&[("paid", 4)]))
+        );
+    }
+
+    #[test]
+    fn an_order_waits_only_for_its_own_decisions_and_a_restart_waits_for_none() {
+        let mut awaited = Awaited::default();
+        assert!(awaited.sent(&approved("tmall:T1")));
+        assert_eq!(
+            awaited.settled(&order("tmall:T2"), named(&[("paid", 1)])),
+            Some(named(&[("paid", 1)]))
+        );
+        // A new process knows of nothing on its way: the decision, folded, is published.
+        let mut restarted = Awaited::default();
+        assert!(!restarted.landed(&approved("tmall:T1")));
+        assert_eq!(
+            restarted.settled(&order("tmall:T1"), named(&[("approved", 2)])),
+            Some(named(&[("approved", 2)]))
+        );
+    }
+
+    #[test]
+    fn what_one_event_appends_is_one_record_per_key_in_the_order_made() {
+        let level = |sku: &str, minutes: i64| {
+            let at = chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(minutes);
+            Event::stock_level(sku, "WH-HZ", 5, at, orderflow_domain::Source::origin("t"))
+        };
+        let mut appends = Appends::default();
+        appends.push(level("S-1", 1));
+        appends.push(level("S-2", 1));
+        appends.extend(vec![
+            approved("tmall:T1"),
+            level("S-1", 2),
+            timed_out("tmall:T1"),
+        ]);
+        let records = appends.records(&Topics::new("t.")).unwrap();
+        let read: Vec<(String, Vec<EventId>)> = records
+            .iter()
+            .map(|record| {
+                let content_type = record
+                    .headers
+                    .iter()
+                    .find(|(name, _)| *name == headers::CONTENT_TYPE);
+                let events = orderflow_schema::log::decode_log_record(
+                    &record.payload,
+                    content_type.map(|(_, value)| value.as_slice()),
+                )
+                .unwrap();
+                assert!(events
+                    .iter()
+                    .all(|event| event.key.to_string().as_bytes() == record.key));
+                (
+                    String::from_utf8(record.key.clone()).unwrap(),
+                    events.into_iter().map(|event| event.event_id).collect(),
+                )
+            })
+            .collect();
+        let ids = |events: &[Event]| {
+            events
+                .iter()
+                .map(|e| e.event_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            read,
+            vec![
+                (
+                    "sku:S-1".to_string(),
+                    ids(&[level("S-1", 1), level("S-1", 2)])
+                ),
+                ("sku:S-2".to_string(), ids(&[level("S-2", 1)])),
+                (
+                    "tmall:T1".to_string(),
+                    ids(&[approved("tmall:T1"), timed_out("tmall:T1")])
+                ),
+            ]
         );
     }
 }

@@ -5,6 +5,9 @@
 pub const CONTENT_TYPE: &str = "content-type";
 /// The JSON content type (the default when a record has no `content-type`).
 pub const JSON_CONTENT_TYPE: &str = "application/json";
+/// The content type of an `order-events` record: protobuf `orderflow.log.v1.LogRecord`
+/// (`proto/orderflow/log/v1/log.proto`). Log records without it are JSON-era records.
+pub const LOG_CONTENT_TYPE: &str = "application/x-protobuf; messageType=orderflow.log.v1.LogRecord";
 
 /// `order-state`: the snapshot's `version` (number of events folded into the order).
 pub const VERSION: &str = "orderflow.version";

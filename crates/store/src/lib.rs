@@ -39,8 +39,14 @@ pub enum StoreError {
         stored: Retention,
         configured: Retention,
     },
-    #[error("state store at {path} was written by an older orderflow (layout {found}, this one writes {expected}); delete it and let the consumer rebuild it from the log")]
+    #[error("state store at {path} was written by an older orderflow (layout {found}, this one reads and writes layout {expected} only); delete the directory and let the consumer rebuild it from the log, or rebuild it beside it with `orderflow replay --into DIR` and put DIR in its place")]
     OldLayout {
+        path: String,
+        expected: u32,
+        found: u32,
+    },
+    #[error("state store at {path} was written by a newer orderflow (layout {found}, this one reads and writes layout {expected} only); run that version, or delete the directory and let this one rebuild it from the log")]
+    NewerLayout {
         path: String,
         expected: u32,
         found: u32,

@@ -58,17 +58,15 @@ impl OrderState {
 
     /// Raises the conditions never raised on this order before.
     fn raise(&mut self, holding: &[Condition], event: &Event) -> Vec<ExceptionChange> {
-        let order_text = self.order_id.to_string();
         let mut changes = Vec::new();
         for condition in holding {
-            let exception_id = EventId::derive(&["exception", &order_text, &condition.code]);
-            if self
-                .exceptions
-                .iter()
-                .any(|e| e.exception_id == exception_id)
-            {
+            // Every record was raised here, its id derived from the order and its code: a
+            // record of the code is the record of that id, found without hashing per event.
+            if self.exceptions.iter().any(|e| e.code == condition.code) {
                 continue;
             }
+            let order_text = self.order_id.to_string();
+            let exception_id = EventId::derive(&["exception", &order_text, &condition.code]);
             let record = ExceptionRecord {
                 exception_id,
                 kind: condition.kind,

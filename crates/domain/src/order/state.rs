@@ -323,8 +323,9 @@ impl OrderState {
         self.is_approved()
             && !self.stock_requests.is_empty()
             && self
-                .lines_by_sku()
+                .placed
                 .iter()
+                .flat_map(|p| &p.order.lines)
                 .all(|line| self.reservations.contains_key(&line.sku))
     }
 

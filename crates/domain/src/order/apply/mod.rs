@@ -26,7 +26,7 @@ impl OrderState {
                 | EventBody::StockReservationRequested { .. }
                 | EventBody::StockReleaseRequested { .. }
         );
-        if event.key != EntityKey::Order(self.order_id.clone())
+        if !matches!(&event.key, EntityKey::Order(order_id) if *order_id == self.order_id)
             || !for_orders
             || !self.applied.insert(event.event_id.clone())
         {

@@ -139,6 +139,11 @@ impl OrderState {
         if !done || self.stock_requests.is_empty() {
             return;
         }
+        let mut lines = self.placed.iter().flat_map(|p| &p.order.lines);
+        if lines.all(|line| self.released.contains(&line.sku)) {
+            // Every later event of a closed order gets here: nothing left to let go.
+            return;
+        }
         let reason = if self.has_left_warehouse() {
             "shipped"
         } else {

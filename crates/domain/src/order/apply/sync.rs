@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::effect::Effect;
 use crate::event::{Event, EventBody};
-use crate::order::state::OrderState;
+use crate::order::state::{OrderState, Shipment};
 use crate::order::status::Status;
 use crate::sync::{ChannelSync, SyncAttempt, SyncChange};
 
@@ -65,8 +65,22 @@ impl OrderState {
         }
     }
 
-    /// The changes the facts show now, in the order a channel would see them happen.
+    /// The changes the facts show now that the order doesn't know yet, in the order a channel
+    /// would see them happen. Called after every event, when most changes are known: those
+    /// are told apart by their id before anything is built for them.
     fn sync_changes(&self) -> Vec<(SyncChange, String, BTreeMap<String, String>)> {
+        let known = |change_id: &str| self.syncs.iter().any(|sync| sync.change_id == change_id);
+        // `{change}:{carrier}:{tracking_no}`, compared in place.
+        let known_parcel = |change: SyncChange, shipment: &Shipment| {
+            self.syncs.iter().any(|sync| {
+                sync.change_id
+                    .strip_prefix(change.as_str())
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .and_then(|rest| rest.strip_prefix(shipment.carrier.as_str()))
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    == Some(shipment.tracking_no.as_str())
+            })
+        };
         let mut changes = Vec::new();
         let detail = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
@@ -74,7 +88,7 @@ impl OrderState {
                 .map(|(key, value)| (key.to_string(), value.to_string()))
                 .collect()
         };
-        if self.all_parcels_accepted() {
+        if self.all_parcels_accepted() && !known(SyncChange::AcceptedByWarehouse.as_str()) {
             let warehouses: Vec<&str> =
                 self.accepted.iter().map(|a| a.warehouse.as_str()).collect();
             changes.push((
@@ -84,12 +98,19 @@ impl OrderState {
             ));
         }
         for shipment in &self.shipments {
+            let shipped =
+                shipment.dispatched_at.is_some() && !known_parcel(SyncChange::Shipped, shipment);
+            let delivered =
+                shipment.delivered_at.is_some() && !known_parcel(SyncChange::Delivered, shipment);
+            if !shipped && !delivered {
+                continue;
+            }
             let parcel = format!("{}:{}", shipment.carrier, shipment.tracking_no);
             let mut details = detail(&[
                 ("carrier", &shipment.carrier),
                 ("tracking_no", &shipment.tracking_no),
             ]);
-            if shipment.dispatched_at.is_some() {
+            if shipped {
                 if let Some(warehouse) = &shipment.warehouse {
                     details.insert("warehouse".into(), warehouse.clone());
                 }
@@ -99,7 +120,7 @@ impl OrderState {
                     details.clone(),
                 ));
             }
-            if shipment.delivered_at.is_some() {
+            if delivered {
                 changes.push((
                     SyncChange::Delivered,
                     format!("delivered:{parcel}"),
@@ -107,7 +128,7 @@ impl OrderState {
                 ));
             }
         }
-        if self.status == Status::Cancelled {
+        if self.status == Status::Cancelled && !known(SyncChange::Cancelled.as_str()) {
             let reason = self
                 .cancelled
                 .as_ref()
@@ -125,7 +146,7 @@ impl OrderState {
             .as_ref()
             .map(|r| r.amount_fen)
             .unwrap_or_else(|| self.refunded_fen());
-        if refunded > 0 {
+        if refunded > 0 && !known(SyncChange::Refunded.as_str()) {
             changes.push((
                 SyncChange::Refunded,
                 SyncChange::Refunded.as_str().to_string(),

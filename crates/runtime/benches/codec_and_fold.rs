@@ -134,13 +134,22 @@ fn fold_quietly<E: Borrow<Event>>(store: &SledStore, events: impl Iterator<Item 
 }
 
 /// What a replay (or the state consumer catching up) does per log record on one core: decode
-/// it, and fold it with [`Fold::apply`] over a store whose entities all fit in the cache.
+/// it (protobuf, `orderflow.log.v1`, one event a record as the intakes write), and fold it
+/// with [`Fold::apply`] over a store whose entities all fit in the cache.
 fn replay_benches(c: &mut Criterion) {
+    use orderflow_schema::headers::LOG_CONTENT_TYPE;
+    use orderflow_schema::log::{decode_log_record, encode_log_record};
+
     let log = simulated_log(1_000);
-    let json: Vec<Vec<u8>> = log
+    let records: Vec<Vec<u8>> = log
         .iter()
-        .filter_map(|event| serde_json::to_vec(event).ok())
+        .map(|event| encode_log_record(std::slice::from_ref(event)))
         .collect();
+    let decoded = || {
+        records.iter().flat_map(|record| {
+            decode_log_record(record, Some(LOG_CONTENT_TYPE.as_bytes())).unwrap_or_default()
+        })
+    };
     let Ok(dir) = tempfile::tempdir() else {
         return;
     };
@@ -150,24 +159,11 @@ fn replay_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.throughput(Throughput::Elements(log.len() as u64));
     group.sample_size(10);
-    group.bench_function("decode json log records", |b| {
-        b.iter(|| {
-            json.iter()
-                .filter_map(|bytes| serde_json::from_slice::<Event>(bytes).ok())
-                .count()
-        })
-    });
     group.bench_function("fold cached", |b| {
         b.iter(|| fold_quietly(&store, log.iter()))
     });
-    group.bench_function("decode json and fold cached", |b| {
-        b.iter(|| {
-            fold_quietly(
-                &store,
-                json.iter()
-                    .filter_map(|bytes| serde_json::from_slice::<Event>(bytes).ok()),
-            )
-        })
+    group.bench_function("decode protobuf and fold cached", |b| {
+        b.iter(|| fold_quietly(&store, decoded()))
     });
     group.finish();
 }

@@ -75,10 +75,10 @@ pub struct StateConsumer {
     live_from: HashMap<i32, i64>,
     /// Decisions appended but not read back yet, and the snapshots waiting for them.
     awaited: Awaited,
-    /// When the first timer of a scheduled order is due, so a tick loads only the orders that
-    /// have something due. Forgotten when the order changes, the rules change or the
-    /// assignment does.
-    next_due: HashMap<(i32, EntityKey), orderflow_domain::Timestamp>,
+    /// Per live partition, when the first timer of each order that has one is due: read from
+    /// the store once a partition is live (and again when the rules change), then kept up to
+    /// date by the fold, so a tick neither scans the schedule nor loads an order not due.
+    first_due: BTreeMap<i32, HashMap<EntityKey, orderflow_domain::Timestamp>>,
     /// The folded state: written to the store every [`WRITE_EVERY`], kept in memory between.
     fold: Fold,
     written: Instant,
@@ -144,7 +144,7 @@ pub async fn run(
         seen_generation: 0,
         live_from: HashMap::new(),
         awaited: Awaited::default(),
-        next_due: HashMap::new(),
+        first_due: BTreeMap::new(),
         fold: Fold::new(config.consumer.cache_bytes(), config.store.retention()),
         written: Instant::now(),
         sized: Instant::now()
@@ -180,7 +180,7 @@ impl StateConsumer {
         let generation = self.generation.load(Ordering::SeqCst);
         if generation != self.seen_generation {
             self.live_from.clear();
-            self.next_due.clear();
+            self.first_due.clear();
             self.open_exceptions.clear();
             // A decision awaited for a partition that went away lands at its new owner: left
             // here, it would hold back that order's snapshots should the partition come back.
@@ -236,18 +236,42 @@ impl StateConsumer {
         Ok(())
     }
 
-    /// Keeps the open exceptions of a counted partition up to date after `key` was folded.
+    /// Reads when the first timer of each scheduled order of `partition` is due, unless known.
+    fn schedule(&mut self, partition: i32) -> Result<(), RuntimeError> {
+        if self.first_due.contains_key(&partition) {
+            return Ok(());
+        }
+        let mut orders = HashMap::new();
+        for key in self.store.scheduled(partition)? {
+            if let Some(Entity::Order(order)) = self.store.load(partition, &key)? {
+                if let Some(first) = first_due(&order, self.rules.current()) {
+                    orders.insert(key, first);
+                }
+            }
+        }
+        self.first_due.insert(partition, orders);
+        Ok(())
+    }
+
+    /// Keeps the open exceptions and the first due timer of a counted partition up to date
+    /// after `key` was folded.
     fn recount(&mut self, partition: i32, key: &EntityKey) {
-        let Some(orders) = self.open_exceptions.get_mut(&partition) else {
+        let Some(Entity::Order(order)) = self.fold.entity(partition, key) else {
             return;
         };
-        if let Some(Entity::Order(order)) = self.fold.entity(partition, key) {
+        if let Some(orders) = self.open_exceptions.get_mut(&partition) {
             let open = open_of(order);
             if open.is_empty() {
                 orders.remove(key);
             } else {
                 orders.insert(key.clone(), open);
             }
+        }
+        if let Some(orders) = self.first_due.get_mut(&partition) {
+            match first_due(order, self.rules.current()) {
+                Some(first) => orders.insert(key.clone(), first),
+                None => orders.remove(key),
+            };
         }
     }
 
@@ -273,8 +297,9 @@ impl StateConsumer {
     fn report_backlog(&mut self, scheduled: usize, now: orderflow_domain::Timestamp) {
         metrics::gauge!(crate::telemetry::TIMERS_SCHEDULED.name).set(scheduled as f64);
         let overdue = self
-            .next_due
+            .first_due
             .values()
+            .flat_map(HashMap::values)
             .filter(|due| **due <= now)
             .min()
             .map_or(0.0, |oldest| {
@@ -454,7 +479,7 @@ impl BatchHandler for StateConsumer {
         consumer: &StreamConsumer<C>,
     ) -> Result<(), RuntimeError> {
         if self.rules.reload_if_changed() {
-            self.next_due.clear();
+            self.first_due.clear();
         }
         // Timers read the store: it holds everything folded from here on.
         self.write_store()?;
@@ -464,31 +489,26 @@ impl BatchHandler for StateConsumer {
         let live = self.live_partitions(consumer).await?;
         self.open_exceptions
             .retain(|partition, _| live.contains(partition));
+        self.first_due
+            .retain(|partition, _| live.contains(partition));
         for partition in &live {
             self.count_open_exceptions(*partition)?;
+            self.schedule(*partition)?;
         }
         self.report_open_exceptions();
         for partition in live {
             let mut due = Vec::new();
-            let keys = self.store.scheduled(partition)?;
-            scheduled += keys.len();
-            for key in keys {
-                let slot = (partition, key);
-                if self.next_due.get(&slot).is_some_and(|due| *due > now) {
-                    continue;
-                }
-                if let Some(Entity::Order(order)) = self.store.load(partition, &slot.1)? {
-                    let first = timers(&order, self.rules.current())
-                        .iter()
-                        .map(|(due, _)| *due)
-                        .min();
-                    match first {
-                        Some(first) => self.next_due.insert(slot, first),
-                        None => self.next_due.remove(&slot),
-                    };
-                    if first.is_some_and(|first| first <= now) {
-                        due.push(order);
-                    }
+            let orders = self.first_due.get(&partition).map(|orders| {
+                scheduled += orders.len();
+                orders
+                    .iter()
+                    .filter(|(_, first)| **first <= now)
+                    .map(|(key, _)| key.clone())
+                    .collect::<Vec<_>>()
+            });
+            for key in orders.unwrap_or_default() {
+                if let Some(Entity::Order(order)) = self.store.load(partition, &key)? {
+                    due.push(order);
                 }
             }
             // Fire only on state folded to the end of the log: a payment already appended but
@@ -622,7 +642,6 @@ impl BatchHandler for StateConsumer {
                             }
                             Applied::Changed(step) => step,
                         };
-                        self.next_due.remove(&slot);
                         self.recount(partition, &event.key);
                         debug!(order_id = %event.key.masked(), kind = event.body.kind(), partition, offset, live, "event folded");
                         if !live {
@@ -842,6 +861,14 @@ impl Appends {
             .map(|events| log_record(topics, events))
             .collect()
     }
+}
+
+/// When the first timer of an order is due, if it has any.
+fn first_due(
+    order: &orderflow_domain::OrderState,
+    rules: &orderflow_domain::Rules,
+) -> Option<orderflow_domain::Timestamp> {
+    timers(order, rules).iter().map(|(due, _)| *due).min()
 }
 
 /// The (owner, level) of each open exception of an order.

@@ -110,10 +110,13 @@ impl OrderState {
                 ("carrier", &shipment.carrier),
                 ("tracking_no", &shipment.tracking_no),
             ]);
-            if shipped {
+            // A parcel dispatched names its warehouse in both changes, whichever is new.
+            if shipment.dispatched_at.is_some() {
                 if let Some(warehouse) = &shipment.warehouse {
                     details.insert("warehouse".into(), warehouse.clone());
                 }
+            }
+            if shipped {
                 changes.push((
                     SyncChange::Shipped,
                     format!("shipped:{parcel}"),

@@ -182,10 +182,18 @@ impl StateConsumer {
             self.live_from.clear();
             self.first_due.clear();
             self.open_exceptions.clear();
-            // A decision awaited for a partition that went away lands at its new owner: left
-            // here, it would hold back that order's snapshots should the partition come back.
-            // What lands now unawaited publishes its snapshot naming its cause.
-            self.awaited = Awaited::default();
+            // A decision awaited on a partition that went away lands at its new owner, which
+            // publishes the snapshot naming its cause: forgotten here, or it would hold back
+            // that order's snapshots should the partition come back.
+            let assignment = consumer
+                .assignment()
+                .map_err(RuntimeError::kafka("reading the assignment"))?;
+            let assigned: BTreeSet<i32> = assignment
+                .elements()
+                .iter()
+                .map(|element| element.partition())
+                .collect();
+            self.awaited.keep(|partition| assigned.contains(&partition));
             self.seen_generation = generation;
         }
         let unknown: BTreeSet<i32> = partitions
@@ -317,10 +325,10 @@ impl StateConsumer {
     }
 
     /// Of `decisions`, those to append to the log: each at most once until it is read back.
-    fn record_decisions(&mut self, decisions: Vec<Event>) -> Vec<Event> {
+    fn record_decisions(&mut self, partition: i32, decisions: Vec<Event>) -> Vec<Event> {
         let mut recorded = Vec::with_capacity(decisions.len());
         for decision in decisions {
-            if self.awaited.sent(&decision) {
+            if self.awaited.sent(partition, &decision) {
                 debug!(order_id = %decision.key.masked(), decision = decision.body.kind(),
                     rule_version = %self.rules.current().version, "decision recorded");
                 metrics::counter!(crate::telemetry::DECISIONS.name, "kind" => decision.body.kind())
@@ -519,7 +527,7 @@ impl BatchHandler for StateConsumer {
             }
             for order in &due {
                 let decisions = fire_timers(order, self.rules.current(), now, CONSUMER_NAME);
-                let decisions = self.record_decisions(decisions);
+                let decisions = self.record_decisions(partition, decisions);
                 if !decisions.is_empty() {
                     outputs.push(log_record(&self.topics, &decisions)?);
                 }
@@ -627,7 +635,7 @@ impl BatchHandler for StateConsumer {
                     };
                     let appended_ms = message.timestamp().to_millis().unwrap_or(0);
                     for (event, applied) in events {
-                        let ours = self.awaited.landed(&event);
+                        let ours = self.awaited.landed(partition, &event);
                         let slot = (partition, event.key.clone());
                         let step = match applied {
                             Applied::Duplicate => {
@@ -663,7 +671,7 @@ impl BatchHandler for StateConsumer {
                         for effect in step.effects {
                             self.publish(effect, &mut outputs, &mut appends)?;
                         }
-                        appends.extend(self.record_decisions(step.decisions));
+                        appends.extend(self.record_decisions(partition, step.decisions));
                         outputs.extend(appends.records(&self.topics)?);
                     }
                 }
@@ -784,29 +792,39 @@ impl Snapshots {
 /// reflect (id, and when its record was appended, ms).
 #[derive(Default)]
 struct Awaited {
-    decisions: HashMap<EntityKey, HashSet<EventId>>,
+    decisions: HashMap<(i32, EntityKey), HashSet<EventId>>,
     unnamed: HashMap<(i32, EntityKey), Vec<(String, i64)>>,
 }
 
 impl Awaited {
-    /// Notes `decision` appended; false if it is already on its way (not to append again).
-    fn sent(&mut self, decision: &Event) -> bool {
+    /// Notes `decision`, about an entity of `partition`, appended; false if it is already on
+    /// its way (not to append again).
+    fn sent(&mut self, partition: i32, decision: &Event) -> bool {
         self.decisions
-            .entry(decision.key.clone())
+            .entry((partition, decision.key.clone()))
             .or_default()
             .insert(decision.event_id.clone())
     }
 
-    /// Notes `event` read back from the log; whether it was a decision on its way.
-    fn landed(&mut self, event: &Event) -> bool {
-        let Some(on_the_way) = self.decisions.get_mut(&event.key) else {
+    /// Notes `event` read back from `partition`; whether it was a decision on its way.
+    fn landed(&mut self, partition: i32, event: &Event) -> bool {
+        let slot = (partition, event.key.clone());
+        let Some(on_the_way) = self.decisions.get_mut(&slot) else {
             return false;
         };
         let landed = on_the_way.remove(&event.event_id);
         if on_the_way.is_empty() {
-            self.decisions.remove(&event.key);
+            self.decisions.remove(&slot);
         }
         landed
+    }
+
+    /// Forgets what was awaited on the partitions `assigned` says no longer are.
+    fn keep(&mut self, assigned: impl Fn(i32) -> bool) {
+        self.decisions
+            .retain(|(partition, _), _| assigned(*partition));
+        self.unnamed
+            .retain(|(partition, _), _| assigned(*partition));
     }
 
     /// Whether the snapshot of the order in `slot` waits for its decisions.
@@ -824,7 +842,7 @@ impl Awaited {
     ) -> Option<Vec<(String, i64)>> {
         let mut named = self.unnamed.remove(slot).unwrap_or_default();
         named.extend(reflected);
-        if self.decisions.contains_key(&slot.1) {
+        if self.decisions.contains_key(slot) {
             self.unnamed.insert(slot.clone(), named);
             return None;
         }
@@ -976,18 +994,18 @@ mod tests {
         let slot = order("tmall:T1");
         let (first, second) = (approved("tmall:T1"), timed_out("tmall:T1"));
         let mut awaited = Awaited::default();
-        assert!(awaited.sent(&first) && awaited.sent(&second));
-        assert!(!awaited.sent(&first), "on its way: not appended again");
+        assert!(awaited.sent(0, &first) && awaited.sent(0, &second));
+        assert!(!awaited.sent(0, &first), "on its way: not appended again");
         assert_eq!(awaited.settled(&slot, named(&[("placed", 1)])), None);
         assert!(awaited.waiting(&slot));
-        assert!(awaited.landed(&first));
+        assert!(awaited.landed(0, &first));
         assert_eq!(
             awaited.settled(&slot, named(&[("first", 2)])),
             None,
             "the second decision is still on its way"
         );
-        assert!(awaited.landed(&second));
-        assert!(!awaited.landed(&second), "a copy of it lands after");
+        assert!(awaited.landed(0, &second));
+        assert!(!awaited.landed(0, &second), "a copy of it lands after");
         assert_eq!(
             awaited.settled(&slot, named(&[("second", 3)])),
             Some(named(&[("placed", 1), ("first", 2), ("second", 3)]))
@@ -1002,17 +1020,43 @@ mod tests {
     #[test]
     fn an_order_waits_only_for_its_own_decisions_and_a_restart_waits_for_none() {
         let mut awaited = Awaited::default();
-        assert!(awaited.sent(&approved("tmall:T1")));
+        assert!(awaited.sent(0, &approved("tmall:T1")));
         assert_eq!(
             awaited.settled(&order("tmall:T2"), named(&[("paid", 1)])),
             Some(named(&[("paid", 1)]))
         );
         // A new process knows of nothing on its way: the decision, folded, is published.
         let mut restarted = Awaited::default();
-        assert!(!restarted.landed(&approved("tmall:T1")));
+        assert!(!restarted.landed(0, &approved("tmall:T1")));
         assert_eq!(
             restarted.settled(&order("tmall:T1"), named(&[("approved", 2)])),
             Some(named(&[("approved", 2)]))
+        );
+    }
+
+    #[test]
+    fn a_partition_that_went_away_holds_back_no_snapshot_should_it_come_back() {
+        let mut awaited = Awaited::default();
+        assert!(awaited.sent(0, &approved("tmall:T1")));
+        assert!(awaited.sent(1, &approved("tmall:T2")));
+        assert_eq!(
+            awaited.settled(&order("tmall:T1"), named(&[("paid", 1)])),
+            None
+        );
+        assert_eq!(
+            awaited.settled(&(1, "tmall:T2".parse().unwrap()), named(&[("paid", 2)])),
+            None
+        );
+        // Partition 0 went to another copy, which read the decision; partition 1 stayed.
+        awaited.keep(|partition| partition == 1);
+        assert_eq!(
+            awaited.settled(&order("tmall:T1"), named(&[("shipped", 3)])),
+            Some(named(&[("shipped", 3)]))
+        );
+        assert!(awaited.landed(1, &approved("tmall:T2")));
+        assert_eq!(
+            awaited.settled(&(1, "tmall:T2".parse().unwrap()), named(&[("approved", 4)])),
+            Some(named(&[("paid", 2), ("approved", 4)]))
         );
     }
 

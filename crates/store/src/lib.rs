@@ -39,7 +39,7 @@ pub enum StoreError {
         stored: Retention,
         configured: Retention,
     },
-    #[error("state store at {path} was written by an older orderflow (layout {found}, this one reads and writes layout {expected} only); delete the directory and let the consumer rebuild it from the log, or rebuild it beside it with `orderflow replay --into DIR` and put DIR in its place")]
+    #[error("state store at {path} was written by an older orderflow (layout {found}, this one reads and writes layout {expected} only); delete the directory and let the consumer rebuild it from the log")]
     OldLayout {
         path: String,
         expected: u32,

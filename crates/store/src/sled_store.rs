@@ -579,7 +579,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            error.contains("written by an older orderflow (layout 4, this one reads and writes layout 5 only); delete the directory and let the consumer rebuild it from the log, or rebuild it beside it with `orderflow replay --into DIR`"),
+            error.contains("written by an older orderflow (layout 4, this one reads and writes layout 5 only); delete the directory and let the consumer rebuild it from the log"),
             "{error}"
         );
     }

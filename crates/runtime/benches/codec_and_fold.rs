@@ -4,7 +4,7 @@
 //! Run: `cargo bench -p orderflow-runtime`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orderflow_domain::{Entity, Event, Mode, Rules, World};
+use orderflow_domain::{Entity, Event, Mode};
 use orderflow_runtime::fold::Fold;
 use orderflow_schema::{decode, v1, InputTopic, Provenance, PROTOBUF_CONTENT_TYPE};
 use orderflow_sim::{plan, Mix};
@@ -105,19 +105,7 @@ fn benches(c: &mut Criterion) {
 fn simulated_log(orders: usize) -> Vec<Event> {
     let start =
         chrono::DateTime::parse_from_rfc3339("2026-11-11T00:00:00+08:00").unwrap_or_default();
-    let plan = plan(&Mix {
-        orders,
-        malformed_share: 0.0,
-        start: Some(start),
-        ..Mix::default()
-    });
-    let mut world = World::new(Rules::default(), start.to_utc());
-    for record in &plan.records {
-        if let Ok(event) = decode(record.topic, &provenance(), None, &record.payload) {
-            world.submit(event);
-        }
-    }
-    world.log
+    orderflow_sim::simulated_world(orders, start).log
 }
 
 /// Folds `events` quietly into partition 0 of `store` from an empty cache that holds them all,

@@ -442,12 +442,8 @@ pub fn plan(mix: &Mix) -> Plan {
     }
 }
 
-/// Runs the valid records, in order, through the live loop of the state consumer in memory
-/// ([`World`]): the states the pipeline must end in.
-pub fn expected_states(
-    records: &[Record],
-    start: DateTime<FixedOffset>,
-) -> BTreeMap<String, Expected> {
+/// Runs the valid records, in order, through the live loop of the state consumer in memory.
+pub fn world_of(records: &[Record], start: DateTime<FixedOffset>) -> World {
     let mut world = World::new(Rules::default(), start.with_timezone(&chrono::Utc));
     for record in records.iter().filter(|r| r.fact.is_some()) {
         let provenance = Provenance {
@@ -460,6 +456,27 @@ pub fn expected_states(
         }
     }
     world
+}
+
+/// The [`World`] a simulated run of `orders` well-formed orders from `start` (the default mix
+/// otherwise) ends in: its log and entities, for benchmarks and tests of what a fold leaves.
+pub fn simulated_world(orders: usize, start: DateTime<FixedOffset>) -> World {
+    let plan = plan(&Mix {
+        orders,
+        malformed_share: 0.0,
+        start: Some(start),
+        ..Mix::default()
+    });
+    world_of(&plan.records, start)
+}
+
+/// Runs the valid records, in order, through the live loop of the state consumer in memory
+/// ([`World`]): the states the pipeline must end in.
+pub fn expected_states(
+    records: &[Record],
+    start: DateTime<FixedOffset>,
+) -> BTreeMap<String, Expected> {
+    world_of(records, start)
         .entities
         .values()
         .filter_map(|entity| match entity {

@@ -4,9 +4,7 @@
 //! Run: `cargo bench -p orderflow-store --bench entity_values`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use orderflow_domain::{Entity, Rules, World};
-use orderflow_schema::{decode, Provenance};
-use orderflow_sim::{plan, Mix};
+use orderflow_domain::Entity;
 use std::hint::black_box;
 
 /// The entities (orders, skus, buyers) a simulated run of `orders` orders folds to, as a store
@@ -14,23 +12,7 @@ use std::hint::black_box;
 fn simulated_entities(orders: usize) -> Vec<Entity> {
     let start =
         chrono::DateTime::parse_from_rfc3339("2026-11-11T00:00:00+08:00").unwrap_or_default();
-    let plan = plan(&Mix {
-        orders,
-        malformed_share: 0.0,
-        start: Some(start),
-        ..Mix::default()
-    });
-    let mut world = World::new(Rules::default(), start.to_utc());
-    for record in &plan.records {
-        let provenance = Provenance {
-            topic: record.topic.name().into(),
-            partition: 0,
-            offset: 0,
-        };
-        if let Ok(event) = decode(record.topic, &provenance, None, &record.payload) {
-            world.submit(event);
-        }
-    }
+    let world = orderflow_sim::simulated_world(orders, start);
     let mut entities: Vec<Entity> = world.entities.into_values().collect();
     for entity in &mut entities {
         if let Some(ids) = entity.applied_kept_apart() {

@@ -628,25 +628,11 @@ mod tests {
 
     /// The entities a simulated run of 300 orders folds to, in the domain's in-memory loop.
     fn simulated_entities() -> Vec<Entity> {
-        use orderflow_schema::{decode, Provenance};
         let start = chrono::DateTime::parse_from_rfc3339("2026-11-11T00:00:00+08:00").unwrap();
-        let mix = orderflow_sim::Mix {
-            orders: 300,
-            malformed_share: 0.0,
-            start: Some(start),
-            ..orderflow_sim::Mix::default()
-        };
-        let plan = orderflow_sim::plan(&mix);
-        let mut world = orderflow_domain::World::new(Default::default(), start.to_utc());
-        for record in &plan.records {
-            let provenance = Provenance {
-                topic: record.topic.name().into(),
-                partition: 0,
-                offset: 0,
-            };
-            world.submit(decode(record.topic, &provenance, None, &record.payload).unwrap());
-        }
-        world.entities.into_values().collect()
+        orderflow_sim::simulated_world(300, start)
+            .entities
+            .into_values()
+            .collect()
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Folding log records into the store: the one code path the live state consumer and the
 //! replay tool share, which is why a replay yields the live state byte for byte.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use lru::LruCache;
@@ -352,51 +353,58 @@ impl<S: StateStore> PartitionFold<'_, S> {
         event: &Event,
         mode: Mode<'_>,
     ) -> Result<Applied, StoreError> {
-        let (store, partition) = (self.store, self.partition);
+        let (store, partition, retention) = (self.store, self.partition, self.retention);
         self.shard.batch.checkpoints.insert(partition, offset + 1);
         let watermark = self.advance(event.occurred_at.timestamp_millis())?;
-        let slot = (partition, event.key.clone());
-        let batch = &mut self.shard.batch;
-        let mut entity = match batch.entities.remove(&slot) {
-            Some(entity) => entity,
-            None => match self.shard.cache.pop(&event.key) {
-                Some((entity, weight, _)) => {
-                    self.shard.cached_bytes -= weight;
-                    entity
-                }
-                None => store
-                    .load(partition, &event.key)?
-                    .unwrap_or_else(|| Entity::empty(&event.key)),
-            },
+        let Shard {
+            cache,
+            cached_bytes,
+            batch,
+            ..
+        } = &mut *self.shard;
+        // Folded in place: an entity is large, and moving it out of the batch and back moved
+        // it (and its neighbours in the tree) twice per event.
+        let entity = match batch.entities.entry((partition, event.key.clone())) {
+            Entry::Occupied(folded) => folded.into_mut(),
+            Entry::Vacant(slot) => {
+                let entity = match cache.pop(&event.key) {
+                    Some((entity, weight, _)) => {
+                        *cached_bytes -= weight;
+                        entity
+                    }
+                    None => store
+                        .load(partition, &event.key)?
+                        .unwrap_or_else(|| Entity::empty(&event.key)),
+                };
+                slot.insert(entity)
+            }
         };
-        if self.retention.expired(&entity, watermark) {
-            entity = Entity::empty(&event.key);
+        if retention.expired(entity, watermark) {
+            *entity = Entity::empty(&event.key);
         }
         // A sku's or buyer's ids live in the store: the fold answers "seen?" for the domain,
         // whose own set then only ever holds the one event being folded.
-        let id_slot = (slot, event.event_id.clone());
-        if entity.applied_kept_apart().is_some() {
-            let seen = match batch.applied.get(&id_slot) {
+        let kept_apart = entity.applied_kept_apart().is_some();
+        let id_slot = || ((partition, event.key.clone()), event.event_id.clone());
+        if kept_apart {
+            let seen = match batch.applied.get(&id_slot()) {
                 Some(at) => Some(*at),
                 None => store.applied_at(partition, &event.key, &event.event_id)?,
             };
-            if seen.is_some_and(|at| self.retention.remembers(at, watermark)) {
-                batch.entities.insert(id_slot.0, entity);
+            if seen.is_some_and(|at| retention.remembers(at, watermark)) {
                 return Ok(Applied::Duplicate);
             }
         }
-        let applied = match step(&mut entity, event, mode) {
+        Ok(match step(entity, event, mode) {
             Some(step) => {
                 if let Some(ids) = entity.applied_kept_apart() {
                     ids.clear();
-                    batch.applied.insert(id_slot.clone(), watermark);
+                    batch.applied.insert(id_slot(), watermark);
                 }
                 Applied::Changed(step)
             }
             None => Applied::Duplicate,
-        };
-        batch.entities.insert(id_slot.0, entity);
-        Ok(applied)
+        })
     }
 
     /// Moves the partition's watermark to `occurred_at` if that is later; returns it.

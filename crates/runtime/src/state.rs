@@ -73,7 +73,7 @@ pub struct StateConsumer {
     seen_generation: u64,
     /// Per partition, the group's committed offset when it was assigned: below it, quiet.
     live_from: HashMap<i32, i64>,
-    /// Decisions appended but not read back yet, and the snapshots waiting for them.
+    /// Decisions appended but not read back yet.
     awaited: Awaited,
     /// Per live partition, when the first timer of each order that has one is due: read from
     /// the store once a partition is live (and again when the rules change), then kept up to
@@ -389,21 +389,22 @@ impl StateConsumer {
         Ok(())
     }
 
-    /// One snapshot per order the batch touched live, unless decisions the order appended
-    /// for itself are still on their way back: folded, they change it again, so the snapshot
-    /// waits for them and then names what both changes reflect. A restart forgets the wait,
-    /// and the decision, folded live after it, publishes the snapshot (naming its cause).
-    /// Messages to other entities are not waited for: a reply may never come.
+    /// One snapshot per order the batch touched live, naming the events it is the first to
+    /// reflect.
     fn publish_snapshots(
-        &mut self,
+        &self,
         snapshots: Snapshots,
         outputs: &mut Vec<Output>,
         made_at: &mut Vec<(usize, i32, i64)>,
     ) -> Result<(), RuntimeError> {
-        for (slot, Touched { offset, reflected }) in snapshots.0 {
-            let Some(named) = self.awaited.settled(&slot, reflected) else {
-                continue;
-            };
+        for (
+            slot,
+            Touched {
+                offset,
+                reflected: named,
+            },
+        ) in snapshots.0
+        {
             let Some(Entity::Order(order)) = self.fold.entity(slot.0, &slot.1) else {
                 continue;
             };
@@ -635,17 +636,13 @@ impl BatchHandler for StateConsumer {
                     };
                     let appended_ms = message.timestamp().to_millis().unwrap_or(0);
                     for (event, applied) in events {
-                        let ours = self.awaited.landed(partition, &event);
+                        self.awaited.landed(partition, &event);
                         let slot = (partition, event.key.clone());
                         let step = match applied {
                             Applied::Duplicate => {
                                 debug!(order_id = %event.key.masked(), event_id = %event.event_id, partition, offset, "duplicate event dropped");
                                 metrics::counter!(crate::telemetry::DUPLICATES_DROPPED.name,
                                     "consumer" => CONSUMER_NAME, "stage" => "fold").increment(1);
-                                // A copy of the decision a snapshot waited for still ends the wait.
-                                if live && self.awaited.waiting(&slot) {
-                                    snapshots.touched(slot, offset);
-                                }
                                 continue;
                             }
                             Applied::Changed(step) => step,
@@ -658,14 +655,6 @@ impl BatchHandler for StateConsumer {
                         if matches!(event.key, EntityKey::Order(_)) {
                             let reflected = snapshots.touched(slot, offset);
                             reflected.push((event.event_id.to_string(), appended_ms));
-                            // A decision of this consumer's it did not append itself (a restart
-                            // or a new owner of the partition came between): the fact that
-                            // caused it waited for it, and no snapshot named that fact yet.
-                            if !ours && event.source.origin == CONSUMER_NAME {
-                                if let Some(cause) = &event.source.caused_by {
-                                    reflected.push((cause.to_string(), appended_ms));
-                                }
-                            }
                         }
                         let mut appends = Appends::default();
                         for effect in step.effects {
@@ -788,12 +777,10 @@ impl Snapshots {
 }
 
 /// Decisions on their way back to the orders that made them (appended, not read back yet),
-/// and per order whose snapshot waits for them, the events that snapshot is the first to
-/// reflect (id, and when its record was appended, ms).
+/// so that none is appended twice meanwhile.
 #[derive(Default)]
 struct Awaited {
     decisions: HashMap<(i32, EntityKey), HashSet<EventId>>,
-    unnamed: HashMap<(i32, EntityKey), Vec<(String, i64)>>,
 }
 
 impl Awaited {
@@ -806,52 +793,28 @@ impl Awaited {
             .insert(decision.event_id.clone())
     }
 
-    /// Notes `event` read back from `partition`; whether it was a decision on its way.
-    fn landed(&mut self, partition: i32, event: &Event) -> bool {
+    /// Notes `event` read back from `partition`: if it was a decision on its way, it is no
+    /// longer.
+    fn landed(&mut self, partition: i32, event: &Event) {
         let slot = (partition, event.key.clone());
-        let Some(on_the_way) = self.decisions.get_mut(&slot) else {
-            return false;
-        };
-        let landed = on_the_way.remove(&event.event_id);
-        if on_the_way.is_empty() {
-            self.decisions.remove(&slot);
+        if let Some(on_the_way) = self.decisions.get_mut(&slot) {
+            on_the_way.remove(&event.event_id);
+            if on_the_way.is_empty() {
+                self.decisions.remove(&slot);
+            }
         }
-        landed
     }
 
-    /// Forgets what was awaited on the partitions `assigned` says no longer are.
+    /// Forgets what was awaited on the partitions `assigned` says no longer are: their new
+    /// owner reads those decisions.
     fn keep(&mut self, assigned: impl Fn(i32) -> bool) {
         self.decisions
             .retain(|(partition, _), _| assigned(*partition));
-        self.unnamed
-            .retain(|(partition, _), _| assigned(*partition));
-    }
-
-    /// Whether the snapshot of the order in `slot` waits for its decisions.
-    fn waiting(&self, slot: &(i32, EntityKey)) -> bool {
-        self.unnamed.contains_key(slot)
-    }
-
-    /// The events a snapshot of the order in `slot` names now: those it waited with, then
-    /// `reflected`. `None` while decisions of the order's own are on their way back: folded,
-    /// they change it again, and the snapshot after them names these too.
-    fn settled(
-        &mut self,
-        slot: &(i32, EntityKey),
-        reflected: Vec<(String, i64)>,
-    ) -> Option<Vec<(String, i64)>> {
-        let mut named = self.unnamed.remove(slot).unwrap_or_default();
-        named.extend(reflected);
-        if self.decisions.contains_key(slot) {
-            self.unnamed.insert(slot.clone(), named);
-            return None;
-        }
-        Some(named)
     }
 }
 
 /// What one folded event appends to the log: one record per key, its events in the order
-/// they were made, each with its own id (dedupe, the wait for decisions and replay work per event).
+/// they were made, each with its own id (dedupe, the in-flight set and replay work per event).
 #[derive(Default)]
 struct Appends(Vec<Vec<Event>>);
 
@@ -955,10 +918,6 @@ mod tests {
         );
     }
 
-    fn order(id: &str) -> (i32, EntityKey) {
-        (0, id.parse().unwrap())
-    }
-
     /// A decision about `order` (its id depends on the order and the kind of decision).
     fn decided(order: &str, body: orderflow_domain::EventBody) -> Event {
         let at = chrono::DateTime::UNIX_EPOCH;
@@ -985,78 +944,26 @@ mod tests {
         )
     }
 
-    fn named(ids: &[(&str, i64)]) -> Vec<(String, i64)> {
-        ids.iter().map(|(id, ms)| (id.to_string(), *ms)).collect()
-    }
-
     #[test]
-    fn a_snapshot_waits_for_the_orders_own_decisions_then_names_what_it_waited_with() {
-        let slot = order("tmall:T1");
-        let (first, second) = (approved("tmall:T1"), timed_out("tmall:T1"));
-        let mut awaited = Awaited::default();
-        assert!(awaited.sent(0, &first) && awaited.sent(0, &second));
-        assert!(!awaited.sent(0, &first), "on its way: not appended again");
-        assert_eq!(awaited.settled(&slot, named(&[("placed", 1)])), None);
-        assert!(awaited.waiting(&slot));
-        assert!(awaited.landed(0, &first));
-        assert_eq!(
-            awaited.settled(&slot, named(&[("first", 2)])),
-            None,
-            "the second decision is still on its way"
-        );
-        assert!(awaited.landed(0, &second));
-        assert!(!awaited.landed(0, &second), "a copy of it lands after");
-        assert_eq!(
-            awaited.settled(&slot, named(&[("second", 3)])),
-            Some(named(&[("placed", 1), ("first", 2), ("second", 3)]))
-        );
-        assert!(!awaited.waiting(&slot));
-        assert_eq!(
-            awaited.settled(&slot, named(&[("paid", 4)])),
-            Some(named(&[("paid", 4)]))
-        );
-    }
-
-    #[test]
-    fn an_order_waits_only_for_its_own_decisions_and_a_restart_waits_for_none() {
+    fn a_decision_on_its_way_is_not_appended_again_until_it_lands_or_its_partition_goes() {
         let mut awaited = Awaited::default();
         assert!(awaited.sent(0, &approved("tmall:T1")));
-        assert_eq!(
-            awaited.settled(&order("tmall:T2"), named(&[("paid", 1)])),
-            Some(named(&[("paid", 1)]))
+        assert!(awaited.sent(0, &timed_out("tmall:T1")));
+        assert!(!awaited.sent(0, &approved("tmall:T1")), "on its way");
+        awaited.landed(0, &approved("tmall:T1"));
+        assert!(
+            awaited.sent(0, &approved("tmall:T1")),
+            "landed: may be decided again"
         );
-        // A new process knows of nothing on its way: the decision, folded, is published.
-        let mut restarted = Awaited::default();
-        assert!(!restarted.landed(0, &approved("tmall:T1")));
-        assert_eq!(
-            restarted.settled(&order("tmall:T1"), named(&[("approved", 2)])),
-            Some(named(&[("approved", 2)]))
-        );
-    }
-
-    #[test]
-    fn a_partition_that_went_away_holds_back_no_snapshot_should_it_come_back() {
-        let mut awaited = Awaited::default();
-        assert!(awaited.sent(0, &approved("tmall:T1")));
         assert!(awaited.sent(1, &approved("tmall:T2")));
-        assert_eq!(
-            awaited.settled(&order("tmall:T1"), named(&[("paid", 1)])),
-            None
-        );
-        assert_eq!(
-            awaited.settled(&(1, "tmall:T2".parse().unwrap()), named(&[("paid", 2)])),
-            None
-        );
-        // Partition 0 went to another copy, which read the decision; partition 1 stayed.
         awaited.keep(|partition| partition == 1);
-        assert_eq!(
-            awaited.settled(&order("tmall:T1"), named(&[("shipped", 3)])),
-            Some(named(&[("shipped", 3)]))
+        assert!(
+            awaited.sent(0, &timed_out("tmall:T1")),
+            "partition 0 went away"
         );
-        assert!(awaited.landed(1, &approved("tmall:T2")));
-        assert_eq!(
-            awaited.settled(&(1, "tmall:T2".parse().unwrap()), named(&[("approved", 4)])),
-            Some(named(&[("paid", 2), ("approved", 4)]))
+        assert!(
+            !awaited.sent(1, &approved("tmall:T2")),
+            "partition 1 stayed"
         );
     }
 

@@ -549,21 +549,7 @@ mod tests {
                 },
                 note: f.maybe.clone(),
             };
-            let kinds = [
-                ExceptionKind::PaymentTimeout,
-                ExceptionKind::InvalidAddress,
-                ExceptionKind::InvalidPhone,
-                ExceptionKind::BlacklistedPhone,
-                ExceptionKind::OutOfStockAtReview,
-                ExceptionKind::SuspectedFraud,
-                ExceptionKind::InvoiceInvalid,
-                ExceptionKind::DuplicateOrder,
-                ExceptionKind::AmountMismatch,
-                ExceptionKind::DuplicatePayment,
-                ExceptionKind::IllegalTransition,
-                ExceptionKind::SyncFailure,
-                ExceptionKind::ReviewOverdue,
-            ];
+            let kinds = ExceptionKind::ALL;
             let findings = (0..pick(3))
                 .map(|i| Finding {
                     kind: kinds[(i + pick(13)) % kinds.len()],

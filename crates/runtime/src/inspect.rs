@@ -47,7 +47,7 @@ pub fn inspection<'a>(
             if let Some(placed) = order.placed.as_mut().filter(|_| mask) {
                 placed.order.mask();
             }
-            Some(order)
+            Some(*order)
         }
         _ => None,
     };

@@ -256,7 +256,7 @@ pub(crate) mod contract_tests {
         let order_id: OrderId = id.parse().unwrap();
         let mut state = OrderState::new(order_id.clone());
         state.version = version;
-        (EntityKey::Order(order_id), Entity::Order(state))
+        (EntityKey::Order(order_id), Entity::Order(Box::new(state)))
     }
 
     fn batch(partition: i32, next_offset: i64, orders: &[(&str, u64)]) -> Batch {

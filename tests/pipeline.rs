@@ -543,6 +543,66 @@ fn operator_argument_errors_are_usage_exits_and_the_metrics_table_needs_no_broke
     );
 }
 
+/// A second state consumer joins while a simulation flows, so partitions change hands between
+/// batches with facts folded and their snapshots on the way: every fact sent still shows on
+/// `order-state` (a snapshot names it) and every order ends where its input says. A snapshot
+/// held back across such a hand-over once lost its facts for good (issue 17).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_consumer_joining_mid_flow_leaves_no_fact_unreflected() {
+    let harness = Harness::new("join");
+    let _pipeline = harness.start_pipeline();
+    let mut simulation = harness.cli_spawn(&[
+        "simulate",
+        "--orders",
+        "1500",
+        "--seed",
+        "11",
+        "--tag",
+        "J11",
+        "--rate",
+        "1000",
+        "--malformed-share",
+        "0",
+        "--settle-timeout",
+        "180",
+        "--json",
+    ]);
+    let harness_ref = &harness;
+    harness
+        .wait_for(
+            "a hundred orders on order-state",
+            Duration::from_secs(120),
+            || async move { (harness_ref.order_states().await.len() >= 100).then_some(()) },
+        )
+        .await;
+    assert!(
+        simulation.try_wait().unwrap().is_none(),
+        "the simulation ended before the second state consumer joined: nothing was handed over mid-flow"
+    );
+    let _second = harness.spawn("orderflow-state", "1");
+    harness
+        .wait_for_log_line("orderflow-state-1", &["partitions assigned"])
+        .await;
+    let output = tokio::task::spawn_blocking(move || simulation.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        harness.logs_tail()
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"]["orders"], 1500, "{report}");
+    for count in ["lost", "duplicated", "wrong"] {
+        assert_eq!(report["verdict"][count], 0, "{count}: {report}");
+    }
+    assert_eq!(report["facts_not_reflected"], 0, "{report}");
+    assert!(report["facts"].as_u64().unwrap() > 5_000, "{report}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_state_consumer_rebuilds_the_partitions_it_is_given() {
     let harness = Harness::new("scale");

@@ -269,6 +269,16 @@ impl Harness {
             .unwrap()
     }
 
+    /// Starts the operator CLI in the background, its output piped (`wait_with_output`).
+    pub fn cli_spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(env!("CARGO_BIN_EXE_orderflow"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Starts a consumer binary (`orderflow-state`, `orderflow-payments`, ...).
     pub fn spawn(&self, name: &str, instance: &str) -> Proc {
         self.spawn_with(name, instance, &[])

@@ -28,7 +28,9 @@ impl Entity {
     /// The state of a key that has seen no event yet.
     pub fn empty(key: &EntityKey) -> Entity {
         match key {
-            EntityKey::Order(order_id) => Entity::Order(Box::new(OrderState::new(order_id.clone()))),
+            EntityKey::Order(order_id) => {
+                Entity::Order(Box::new(OrderState::new(order_id.clone())))
+            }
             EntityKey::Stock(sku) => Entity::Stock(StockState::new(sku.clone())),
             EntityKey::Buyer(buyer_id) => Entity::Buyer(BuyerState::new(buyer_id.clone())),
         }

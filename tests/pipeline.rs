@@ -543,6 +543,19 @@ fn operator_argument_errors_are_usage_exits_and_the_metrics_table_needs_no_broke
     );
 }
 
+/// The JSON report of `orderflow simulate --json` that ended with `output`, which must have
+/// succeeded (else its output and the consumers' logs are the failure).
+fn simulation_report(harness: &Harness, output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        harness.logs_tail()
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
 /// A second state consumer joins while a simulation flows, so partitions change hands between
 /// batches with facts folded and their snapshots on the way: every fact sent still shows on
 /// `order-state` (a snapshot names it) and every order ends where its input says. A snapshot
@@ -587,14 +600,7 @@ async fn a_state_consumer_joining_mid_flow_leaves_no_fact_unreflected() {
         .await
         .unwrap()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        harness.logs_tail()
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = simulation_report(&harness, &output);
     assert_eq!(report["verdict"]["orders"], 1500, "{report}");
     for count in ["lost", "duplicated", "wrong"] {
         assert_eq!(report["verdict"][count], 0, "{count}: {report}");
@@ -710,14 +716,7 @@ async fn a_short_simulation_with_every_kind_of_mess_verifies_with_no_mismatch() 
         "0.5",
         "--json",
     ]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        harness.logs_tail()
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = simulation_report(&harness, &output);
     assert_eq!(report["verdict"]["orders"], 700);
     assert_eq!(report["verdict"]["lost"], 0);
     assert_eq!(report["verdict"]["duplicated"], 0);

@@ -141,7 +141,7 @@ impl Shard {
         }
         let sizes = store.write(&batch)?;
         for (((_, key), entity), size) in batch.entities.into_iter().zip(sizes) {
-            let weight = size + ENTITY_OVERHEAD;
+            let weight = size + weight_besides_encoding(&entity);
             self.cached_bytes += weight;
             if let Some((_, (_, replaced, _))) = self.cache.push(key, (entity, weight, stamp)) {
                 self.cached_bytes -= replaced;
@@ -155,6 +155,14 @@ impl Shard {
 /// cache's node. The encoded size stands in for its heap: close for strings, which dominate,
 /// within a factor of two for the rest.
 const ENTITY_OVERHEAD: usize = std::mem::size_of::<Entity>() + 64;
+
+/// [`ENTITY_OVERHEAD`], and for an order the box its state lives in (over a kilobyte).
+fn weight_besides_encoding(entity: &Entity) -> usize {
+    match entity {
+        Entity::Order(_) => ENTITY_OVERHEAD + std::mem::size_of::<orderflow_domain::OrderState>(),
+        Entity::Stock(_) | Entity::Buyer(_) => ENTITY_OVERHEAD,
+    }
+}
 
 /// What a folded entity not written yet is assumed to take, to bound the batch by a quarter of
 /// the cache's budget (its encoded size is known only once written): memory stays within
@@ -539,6 +547,31 @@ mod tests {
             assert_eq!(entity.applied_kept_apart().map(|ids| ids.len()), Some(0));
             assert_eq!(Some(entity), store.load(0, &key).unwrap());
         }
+    }
+
+    /// An order's state lives in a box of over a kilobyte that its encoding doesn't show: the
+    /// cache counts it, so a budget of orders holds what it says.
+    #[test]
+    fn a_cached_order_weighs_its_boxed_state() {
+        let (_dir, store) = store();
+        let mut fold = Fold::new(PLENTY, Retention::default());
+        let at = DateTime::UNIX_EPOCH + Duration::minutes(1);
+        for n in 0..20_i64 {
+            let key = EntityKey::Order(format!("tmall:O-{n}").parse().unwrap());
+            let body = orderflow_domain::EventBody::PaymentCaptured {
+                payment_id: format!("P-{n}"),
+                amount_fen: 100,
+                method: "alipay".into(),
+            };
+            let event = Event::fact(key, at, Source::origin("in.payments"), body);
+            fold.apply(&store, 0, n, &event, Mode::Quiet).unwrap();
+        }
+        fold.write(&store).unwrap();
+        let (entities, bytes) = fold.cached();
+        assert_eq!(entities, 20);
+        let boxed = std::mem::size_of::<orderflow_domain::OrderState>();
+        assert!(boxed > 1_000, "{boxed}");
+        assert!(bytes >= 20 * (boxed + ENTITY_OVERHEAD), "{bytes}");
     }
 
     /// An event stream over many skus and hours with copies near and far: folded with a big

@@ -6,7 +6,8 @@
 #      each process spent per input record (input fact) of the drain.
 #   2. requests: the same consumers at RATE events/s; prints the requests per second each
 #      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s), and the run's
-#      end-to-end latency, overall and per hop (`orderflow bench hops`).
+#      end-to-end latency, overall and per hop (`orderflow bench hops`), and how long the
+#      state consumer's loop stood still writing its store (orderflow_state_store_write_seconds).
 # usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000 PROFILE_WARMUP=3;
 #                                  ORDERFLOW_MAX_BATCH works)
 #   PROFILE_BIN=DIR      run the binaries in DIR instead of target/release (for an A/B against
@@ -57,7 +58,12 @@ start_consumers() { # start_consumers PREFIX
   PIDS=()
   local c
   for c in "${CONSUMERS[@]}"; do
-    "$BIN/orderflow-$c" --instance 0 2>"$OUT/$1$c.log" &
+    # The state consumer serves /metrics at STATE_METRICS, if set.
+    if [[ $c == state && -n ${STATE_METRICS:-} ]]; then
+      ORDERFLOW_METRICS_LISTEN=$STATE_METRICS "$BIN/orderflow-$c" --instance 0 2>"$OUT/$1$c.log" &
+    else
+      "$BIN/orderflow-$c" --instance 0 2>"$OUT/$1$c.log" &
+    fi
     PIDS+=($!)
   done
 }
@@ -97,6 +103,7 @@ for pid in "${PIDS[@]}"; do kill -TERM "$pid"; done
 wait "${PIDS[@]}" 2>/dev/null || true
 
 echo "== requests per client at $RATE events/s" >&2
+STATE_METRICS=127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_consumers "$RUN_TAG.rate."
 for c in "${CONSUMERS[@]}"; do
   until grep -q "partitions assigned" "$OUT/$RUN_TAG.rate.$c.log"; do sleep 0.2; done
@@ -133,3 +140,29 @@ if "$BIN/orderflow" bench hops --skip-seconds "$WARMUP" >"$OUT/hops.json" 2>"$OU
 else
   echo "latency per hop: not measured ($(head -c 300 "$OUT/hops.log"))"
 fi
+# The state consumer's loop stands still while it writes its store (orderflow_state_store_write_seconds):
+# how often, and how long, from its histogram's buckets (upper bounds).
+python3 -c '
+import sys, urllib.request
+name = "orderflow_state_store_write_seconds"
+buckets, count, total = [], 0, 0.0
+try:
+    lines = urllib.request.urlopen("http://%s/metrics" % sys.argv[1], timeout=5).read().decode().splitlines()
+except OSError:
+    lines = []
+for line in lines:
+    if line.startswith(name + "_bucket"):
+        bound = line.split("le=\"")[1].split("\"")[0]
+        buckets.append((float("inf") if bound == "+Inf" else float(bound), float(line.split()[-1])))
+    elif line.startswith(name + "_count"):
+        count = float(line.split()[-1])
+    elif line.startswith(name + "_sum"):
+        total = float(line.split()[-1])
+def quantile(q):
+    return next((bound for bound, seen in sorted(buckets) if seen >= q * count), float("nan"))
+if count:
+    print("store writes of the rate run: %d, mean %.1f ms, p50 <= %.0f ms, p99 <= %.0f ms (the loop handles no batch meanwhile)"
+          % (count, total / count * 1000, quantile(0.5) * 1000, quantile(0.99) * 1000))
+else:
+    print("store writes of the rate run: not read (no /metrics at %s)" % sys.argv[1])
+' "$STATE_METRICS"

@@ -427,7 +427,10 @@ impl StateConsumer {
 
     /// Writes what was folded to the store.
     fn write_store(&mut self) -> Result<(), RuntimeError> {
+        let started = Instant::now();
         self.fold.write(self.store.as_ref())?;
+        metrics::histogram!(crate::telemetry::STORE_WRITE_DURATION.name)
+            .record(started.elapsed().as_secs_f64());
         self.written = Instant::now();
         Ok(())
     }

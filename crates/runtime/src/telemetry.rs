@@ -469,6 +469,13 @@ pub const BATCH_DURATION: MetricDef = MetricDef {
     help: "Seconds from the start of handling a batch until its outputs were acknowledged and its offsets stored.",
 };
 
+pub const STORE_WRITE_DURATION: MetricDef = MetricDef {
+    name: "orderflow_state_store_write_seconds",
+    kind: MetricKind::Histogram,
+    labels: &[],
+    help: "Seconds orderflow-state's loop stood still writing what it folded (entities and checkpoints) to its store, which it does every 500 ms, when the fold is full and before a timer tick; no batch is handled meanwhile.",
+};
+
 pub const GATEWAY_REQUESTS: MetricDef = MetricDef {
     name: "orderflow_gateway_requests_total",
     kind: MetricKind::Counter,
@@ -655,6 +662,7 @@ pub const ALL: &[MetricDef] = &[
     NOTIFICATIONS,
     RULES_RELOADS,
     BATCH_DURATION,
+    STORE_WRITE_DURATION,
     RECORD_LATENCY,
     CONSUMER_LAG,
     ASSIGNED_PARTITIONS,

@@ -7,7 +7,8 @@
 #   2. requests: the same consumers at RATE events/s; prints the requests per second each
 #      client sends the broker (TCP segments out, from `ss -tinp`, over 5 s), and the run's
 #      end-to-end latency, overall and per hop (`orderflow bench hops`), and how long the
-#      state consumer's loop stood still writing its store (orderflow_state_store_write_seconds).
+#      state consumer's store writes took (orderflow_state_store_write_seconds, on its writer
+#      thread).
 # usage: scripts/cpu-profile.sh   (PROFILE_ORDERS=20000 PROFILE_RATE=2000 PROFILE_WARMUP=3;
 #                                  ORDERFLOW_MAX_BATCH works)
 #   PROFILE_BIN=DIR      run the binaries in DIR instead of target/release (for an A/B against
@@ -140,7 +141,7 @@ if "$BIN/orderflow" bench hops --skip-seconds "$WARMUP" >"$OUT/hops.json" 2>"$OU
 else
   echo "latency per hop: not measured ($(head -c 300 "$OUT/hops.log"))"
 fi
-# The state consumer's loop stands still while it writes its store (orderflow_state_store_write_seconds):
+# The state consumer's store writes (orderflow_state_store_write_seconds, on its writer thread):
 # how often, and how long, from its histogram's buckets (upper bounds).
 python3 -c '
 import sys, urllib.request
@@ -161,7 +162,7 @@ for line in lines:
 def quantile(q):
     return next((bound for bound, seen in sorted(buckets) if seen >= q * count), float("nan"))
 if count:
-    print("store writes of the rate run: %d, mean %.1f ms, p50 <= %.0f ms, p99 <= %.0f ms (the loop handles no batch meanwhile)"
+    print("store writes of the rate run: %d, mean %.1f ms, p50 <= %.0f ms, p99 <= %.0f ms (on the writer thread)"
           % (count, total / count * 1000, quantile(0.5) * 1000, quantile(0.99) * 1000))
 else:
     print("store writes of the rate run: not read (no /metrics at %s)" % sys.argv[1])

@@ -2,10 +2,11 @@
 //! replay tool share, which is why a replay yields the live state byte for byte.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use lru::LruCache;
-use rayon::iter::{IntoParallelIterator, ParallelIterator};
+use rayon::iter::{IntoParallelIterator, IntoParallelRefIterator, ParallelIterator};
 
 use orderflow_domain::{step, Entity, EntityKey, Event, Mode, Step};
 use orderflow_store::{Batch, Retention, StateStore, StoreError};
@@ -80,12 +81,14 @@ pub enum Applied {
 /// Folds log records over a store, keeping state in memory in between.
 ///
 /// Entities are folded in memory and written to the store, with their partition's checkpoint,
-/// by [`Fold::write`], which the caller runs when it chooses (the state consumer every few
-/// hundred milliseconds, the replay when [`Fold::full`]). Written entities stay in a cache of
-/// recently used ones, bounded in bytes, so a fold reads the store only for an entity it
-/// hasn't seen lately. The cache always equals what the store holds; what was folded and not
-/// yet written is lost with the process, and the store's older checkpoint is where folding
-/// resumes.
+/// when the caller chooses: by [`Fold::write`] on its own thread (the replay, when
+/// [`Fold::full`]), or sealed ([`Fold::seal`]) and written on another thread while the fold
+/// goes on, landing back in order ([`Fold::landed`]; the state consumer, every few hundred
+/// milliseconds, once the outputs of what it sealed are acknowledged). Until a seal lands, the
+/// fold reads its entities from the seal. Written entities stay in a cache of recently used
+/// ones, bounded in bytes, so a fold reads the store only for an entity it hasn't seen
+/// lately. The cache always equals what the store holds; what was folded and not yet written
+/// is lost with the process, and the store's older checkpoint is where folding resumes.
 ///
 /// Entities never cross a partition (the log is keyed by entity), so each partition folds in
 /// a [`PartitionFold`] of its own: [`Fold::fold_partitions`] folds several at once, one core
@@ -104,9 +107,11 @@ pub struct Fold {
     /// The cache's bound over every partition, in (approximate) bytes.
     cache_bytes: usize,
     retention: Retention,
-    /// How many writes were made: a cached entity is stamped with the write that put it there,
+    /// How many seals were made: a cached entity is stamped with the seal that put it there,
     /// which orders entities of different partitions by how recently they were used.
     writes: u64,
+    /// The stamps of the seals not landed yet, oldest first.
+    sealed: VecDeque<u64>,
 }
 
 /// One partition's part of a [`Fold`].
@@ -118,8 +123,11 @@ struct Shard {
     cached_bytes: usize,
     /// The latest event time folded (including what is not written yet), once known.
     watermark: Option<i64>,
-    /// Folded, not written yet.
+    /// Folded, not sealed yet.
     batch: Batch,
+    /// Sealed for a write that has not landed yet, oldest first, with the seal's stamp: what
+    /// they hold is read from here until it lands.
+    sealed: VecDeque<(u64, Arc<Batch>)>,
 }
 
 impl Shard {
@@ -129,25 +137,89 @@ impl Shard {
             cached_bytes: 0,
             watermark: None,
             batch: Batch::default(),
+            sealed: VecDeque::new(),
         }
     }
 
-    /// Writes the batch (one atomic write: the partition's entities with its checkpoint) and
-    /// caches what it wrote, stamped `stamp`.
-    fn write(&mut self, store: &impl StateStore, stamp: u64) -> Result<(), StoreError> {
-        let batch = std::mem::take(&mut self.batch);
-        if batch.is_empty() {
-            return Ok(());
+    /// The sealed batches, newest first.
+    fn sealed_newest_first(&self) -> impl Iterator<Item = &Batch> {
+        self.sealed.iter().rev().map(|(_, batch)| batch.as_ref())
+    }
+
+    /// Whether `key` was folded again after the seal that is landing (the oldest one).
+    fn refolded(&self, slot: &(i32, EntityKey)) -> bool {
+        self.batch.entities.contains_key(slot)
+            || self
+                .sealed
+                .iter()
+                .any(|(_, batch)| batch.entities.contains_key(slot))
+    }
+
+    /// The oldest seal landed, as `stamp` with these encoded `sizes`: caches what it wrote,
+    /// unless folded again since (the newer state is read from where it waits instead).
+    fn landed(&mut self, stamp: u64, sizes: Vec<usize>) -> Result<(), StoreError> {
+        let Some((sealed, batch)) = self.sealed.pop_front() else {
+            return Err(StoreError::Corrupt(format!(
+                "write {stamp} landed, none was sealed"
+            )));
+        };
+        if sealed != stamp {
+            return Err(StoreError::Corrupt(format!(
+                "write {stamp} landed before write {sealed}"
+            )));
         }
-        let sizes = store.write(&batch)?;
-        for (((_, key), entity), size) in batch.entities.into_iter().zip(sizes) {
+        // Still shared only if a writer kept it: then it is read back from the store instead.
+        let Some(batch) = Arc::into_inner(batch) else {
+            return Ok(());
+        };
+        for ((slot, entity), size) in batch.entities.into_iter().zip(sizes) {
+            if self.refolded(&slot) {
+                continue;
+            }
             let weight = size + weight_besides_encoding(&entity);
             self.cached_bytes += weight;
-            if let Some((_, (_, replaced, _))) = self.cache.push(key, (entity, weight, stamp)) {
+            if let Some((_, (_, replaced, _))) = self.cache.push(slot.1, (entity, weight, stamp)) {
                 self.cached_bytes -= replaced;
             }
         }
         Ok(())
+    }
+}
+
+/// What [`Fold::seal`] took out of the fold to be written: per partition, one batch (its
+/// entities with its checkpoint), stamped in the order sealed. It may be written on another
+/// thread ([`Sealed::write`]) while the fold goes on; the fold reads what it holds until
+/// [`Fold::landed`] hears it was written. Seals must be written, and land, in the order they
+/// were sealed.
+pub struct Sealed {
+    stamp: u64,
+    batches: Vec<(i32, Arc<Batch>)>,
+}
+
+/// A [`Sealed`] written: its stamp and, per partition, the encoded size of each entity.
+pub struct Written {
+    stamp: u64,
+    sizes: Vec<(i32, Vec<usize>)>,
+}
+
+impl Sealed {
+    /// Writes each partition's batch atomically, partitions in parallel.
+    pub fn write<S: StateStore + Sync>(self, store: &S) -> Result<Written, StoreError> {
+        let write = |(partition, batch): &(i32, Arc<Batch>)| {
+            store.write(batch).map(|sizes| (*partition, sizes))
+        };
+        let sizes = if self.batches.len() <= 1 {
+            self.batches.iter().map(write).collect::<Result<_, _>>()?
+        } else {
+            self.batches
+                .par_iter()
+                .map(write)
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Written {
+            stamp: self.stamp,
+            sizes,
+        })
     }
 }
 
@@ -177,6 +249,7 @@ impl Fold {
             cache_bytes,
             retention,
             writes: 0,
+            sealed: VecDeque::new(),
         }
     }
 
@@ -262,7 +335,7 @@ impl Fold {
         shard.batch.checkpoints.insert(partition, offset + 1);
     }
 
-    /// An entity folded since the last write.
+    /// An entity folded since the last seal.
     pub fn entity(&self, partition: i32, key: &EntityKey) -> Option<&Entity> {
         self.shards
             .get(&partition)?
@@ -271,15 +344,22 @@ impl Fold {
             .get(&(partition, key.clone()))
     }
 
-    /// How many entities were folded since the last write.
+    /// How many entities were folded and not written yet (sealed or not).
     pub fn unwritten(&self) -> usize {
         self.shards
             .values()
-            .map(|shard| shard.batch.entities.len())
+            .map(|shard| {
+                shard.batch.entities.len()
+                    + shard
+                        .sealed
+                        .iter()
+                        .map(|(_, batch)| batch.entities.len())
+                        .sum::<usize>()
+            })
             .sum()
     }
 
-    /// Whether the entities folded since the last write take about a quarter of the cache's
+    /// Whether the entities folded and not written yet take about a quarter of the cache's
     /// budget: time to write them.
     pub fn full(&self) -> bool {
         self.unwritten().saturating_mul(UNWRITTEN_ENTITY_BYTES) >= self.cache_bytes / 4
@@ -294,30 +374,66 @@ impl Fold {
             })
     }
 
-    /// Writes what was folded since the last write to the store, one atomic write per
-    /// partition (its entities with its checkpoint), partitions in parallel; then keeps those
-    /// entities in the cache, evicting the least recently used past its budget.
-    ///
-    /// One write per partition rather than one for all: a partition's state and checkpoint
-    /// depend on its own records only, so each is consistent on its own after a crash, and
-    /// encoding the partitions' entities runs on every core.
-    pub fn write<S: StateStore + Sync>(&mut self, store: &S) -> Result<(), StoreError> {
-        self.writes += 1;
-        let stamp = self.writes;
-        let shards: Vec<&mut Shard> = self
-            .shards
-            .values_mut()
-            .filter(|shard| !shard.batch.is_empty())
-            .collect();
-        if shards.len() <= 1 {
-            shards
-                .into_iter()
-                .try_for_each(|shard| shard.write(store, stamp))?;
-        } else {
-            shards
-                .into_par_iter()
-                .try_for_each(|shard| shard.write(store, stamp))?;
+    /// Takes what was folded since the last seal out to be written ([`Sealed`]); `None` if
+    /// nothing was. Until it lands ([`Fold::landed`]), the fold reads it where it waits.
+    pub fn seal(&mut self) -> Option<Sealed> {
+        let stamp = self.writes + 1;
+        let mut batches = Vec::new();
+        for (partition, shard) in &mut self.shards {
+            if shard.batch.is_empty() {
+                continue;
+            }
+            let batch = Arc::new(std::mem::take(&mut shard.batch));
+            shard.sealed.push_back((stamp, Arc::clone(&batch)));
+            batches.push((*partition, batch));
         }
+        if batches.is_empty() {
+            return None;
+        }
+        self.writes = stamp;
+        self.sealed.push_back(stamp);
+        Some(Sealed { stamp, batches })
+    }
+
+    /// Seals not landed yet.
+    pub fn sealed(&self) -> usize {
+        self.sealed.len()
+    }
+
+    /// A seal was written: what it wrote joins the cache (past its budget, the entities least
+    /// recently written leave it).
+    pub fn landed(&mut self, written: Written) -> Result<(), StoreError> {
+        if self.sealed.pop_front() != Some(written.stamp) {
+            return Err(StoreError::Corrupt(format!(
+                "write {} landed out of the order sealed",
+                written.stamp
+            )));
+        }
+        for (partition, sizes) in written.sizes {
+            let shard = self.shards.entry(partition).or_insert_with(Shard::new);
+            shard.landed(written.stamp, sizes)?;
+        }
+        self.evict();
+        Ok(())
+    }
+
+    /// Writes what was folded and not written yet to the store, one atomic write per
+    /// partition (its entities with its checkpoint), partitions in parallel, on this thread;
+    /// then keeps those entities in the cache. Every earlier seal must have landed.
+    pub fn write<S: StateStore + Sync>(&mut self, store: &S) -> Result<(), StoreError> {
+        if self.sealed() > 0 {
+            return Err(StoreError::Corrupt(
+                "a write was asked for while a sealed one had not landed".into(),
+            ));
+        }
+        match self.seal() {
+            Some(sealed) => self.landed(sealed.write(store)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Evicts the least recently written entities while the cache is over its budget.
+    fn evict(&mut self) {
         let (_, mut cached) = self.cached();
         while cached > self.cache_bytes {
             // The partition whose least recently used entity was written longest ago.
@@ -335,7 +451,41 @@ impl Fold {
                 cached -= weight;
             }
         }
-        Ok(())
+    }
+
+    /// The next offset of `partition` to fold, as far as this fold knows (written or not);
+    /// `None` if it folded nothing of it since it began (the store knows).
+    pub fn checkpoint(&self, partition: i32) -> Option<i64> {
+        let shard = self.shards.get(&partition)?;
+        std::iter::once(&shard.batch)
+            .chain(shard.sealed_newest_first())
+            .find_map(|batch| batch.checkpoints.get(&partition).copied())
+    }
+
+    /// An entity as folded so far, written or not: from memory, else from `store`.
+    pub fn load<S: StateStore>(
+        &self,
+        store: &S,
+        partition: i32,
+        key: &EntityKey,
+    ) -> Result<Option<Entity>, StoreError> {
+        let Some(shard) = self.shards.get(&partition) else {
+            return store.load(partition, key);
+        };
+        let slot = (partition, key.clone());
+        if let Some(entity) = shard.batch.entities.get(&slot) {
+            return Ok(Some(entity.clone()));
+        }
+        if let Some((entity, _, _)) = shard.cache.peek(key) {
+            return Ok(Some(entity.clone()));
+        }
+        match shard
+            .sealed_newest_first()
+            .find_map(|batch| batch.entities.get(&slot))
+        {
+            Some(entity) => Ok(Some(entity.clone())),
+            None => store.load(partition, key),
+        }
     }
 }
 
@@ -368,6 +518,7 @@ impl<S: StateStore> PartitionFold<'_, S> {
             cache,
             cached_bytes,
             batch,
+            sealed,
             ..
         } = &mut *self.shard;
         // Folded in place: an entity is large, and moving it out of the batch and back moved
@@ -375,15 +526,21 @@ impl<S: StateStore> PartitionFold<'_, S> {
         let entity = match batch.entities.entry((partition, event.key.clone())) {
             Entry::Occupied(folded) => folded.into_mut(),
             Entry::Vacant(slot) => {
-                let entity = match cache.pop(&event.key) {
-                    Some((entity, weight, _)) => {
-                        *cached_bytes -= weight;
-                        entity
-                    }
-                    None => store
-                        .load(partition, &event.key)?
-                        .unwrap_or_else(|| Entity::empty(&event.key)),
-                };
+                let entity =
+                    match cache.pop(&event.key) {
+                        Some((entity, weight, _)) => {
+                            *cached_bytes -= weight;
+                            entity
+                        }
+                        None => match sealed.iter().rev().find_map(|(_, batch)| {
+                            batch.entities.get(&(partition, event.key.clone()))
+                        }) {
+                            Some(entity) => entity.clone(),
+                            None => store
+                                .load(partition, &event.key)?
+                                .unwrap_or_else(|| Entity::empty(&event.key)),
+                        },
+                    };
                 slot.insert(entity)
             }
         };
@@ -395,8 +552,15 @@ impl<S: StateStore> PartitionFold<'_, S> {
         let kept_apart = entity.applied_kept_apart().is_some();
         let id_slot = || ((partition, event.key.clone()), event.event_id.clone());
         if kept_apart {
-            let seen = match batch.applied.get(&id_slot()) {
-                Some(at) => Some(*at),
+            let slot = id_slot();
+            let folded = batch.applied.get(&slot).copied().or_else(|| {
+                sealed
+                    .iter()
+                    .rev()
+                    .find_map(|(_, batch)| batch.applied.get(&slot).copied())
+            });
+            let seen = match folded {
+                Some(at) => Some(at),
                 None => store.applied_at(partition, &event.key, &event.event_id)?,
             };
             if seen.is_some_and(|at| retention.remembers(at, watermark)) {
@@ -439,7 +603,7 @@ impl<S: StateStore> PartitionFold<'_, S> {
             .insert(self.partition, offset + 1);
     }
 
-    /// An entity of this partition folded since the last write.
+    /// An entity of this partition folded since the last seal.
     pub fn entity(&self, key: &EntityKey) -> Option<&Entity> {
         self.shard
             .batch
@@ -523,6 +687,47 @@ mod tests {
     }
 
     #[test]
+    fn a_seal_is_read_from_memory_until_its_write_lands_and_a_write_out_of_order_is_refused() {
+        let (_dir, store) = store();
+        let key = EntityKey::Stock("S-1".into());
+        let mut fold = Fold::new(PLENTY, Retention::default());
+        fold.apply(&store, 0, 0, &level("S-1", 1, 5), Mode::Quiet)
+            .unwrap();
+        let first = fold.seal().unwrap();
+        fold.apply(&store, 0, 1, &level("S-1", 2, 4), Mode::Quiet)
+            .unwrap();
+        let second = fold.seal().unwrap();
+        assert!(fold.seal().is_none(), "nothing folded since");
+        assert_eq!(fold.sealed(), 2);
+
+        // Nothing written yet: the store knows nothing, the fold knows both.
+        assert_eq!(store.load(0, &key).unwrap(), None);
+        assert_eq!(store.checkpoint(0).unwrap(), None);
+        assert_eq!(fold.checkpoint(0), Some(2));
+        let Some(Entity::Stock(stock)) = fold.load(&store, 0, &key).unwrap() else {
+            panic!("the sealed sku is read from memory");
+        };
+        assert_eq!(stock.warehouses["WH-HZ"].on_hand, 4);
+        assert!(
+            !changed(
+                fold.apply(&store, 0, 2, &level("S-1", 1, 5), Mode::Quiet)
+                    .unwrap()
+            ),
+            "an id of a seal not written yet is known"
+        );
+        assert!(
+            fold.write(&store).is_err(),
+            "a write may not overtake the seals before it"
+        );
+
+        let second = second.write(&store).unwrap();
+        assert!(
+            fold.landed(second).is_err(),
+            "a seal may not land before an older one"
+        );
+    }
+
+    #[test]
     fn the_cache_stays_within_its_bytes_and_reads_the_rest_back_from_the_store() {
         let (_dir, store) = store();
         let budget = 8 * ENTITY_OVERHEAD;
@@ -578,7 +783,7 @@ mod tests {
     /// cache written once and with a tiny cache written every few records, the stores digest
     /// the same, and the fold's answers are the same.
     #[test]
-    fn what_is_folded_depends_on_the_log_only_not_on_caching_writing_or_pruning() {
+    fn what_is_folded_depends_on_the_log_only_not_on_caching_writing_behind_or_pruning() {
         let retention = Retention {
             dedup_window_ms: 2 * HOUR,
             closed_order_ms: 2 * HOUR,
@@ -595,26 +800,42 @@ mod tests {
                 log.push(events[i - 130].clone());
             }
         }
-        let run = |cache_bytes: usize, write_every: usize| {
+        // Sealed every `seal_every` events; a seal lands once `lag` newer ones were made, as
+        // when the store writes behind the fold.
+        let run = |cache_bytes: usize, seal_every: usize, lag: usize| {
             let (dir, store) = store_with(retention);
             let mut fold = Fold::new(cache_bytes, retention);
+            let mut sealed = VecDeque::new();
             let mut answers = Vec::new();
             for (offset, event) in log.iter().enumerate() {
                 answers.push(changed(
                     fold.apply(&store, 0, offset as i64, event, Mode::Quiet)
                         .unwrap(),
                 ));
-                if (offset + 1) % write_every == 0 {
-                    fold.write(&store).unwrap();
+                if (offset + 1) % seal_every == 0 {
+                    sealed.extend(fold.seal());
+                    while sealed.len() > lag {
+                        let written = sealed.pop_front().unwrap().write(&store).unwrap();
+                        fold.landed(written).unwrap();
+                    }
                 }
+            }
+            for seal in sealed {
+                fold.landed(seal.write(&store).unwrap()).unwrap();
             }
             fold.write(&store).unwrap();
             (dir, store.digest(0).unwrap(), answers)
         };
-        let (_a, big, big_answers) = run(PLENTY, log.len());
-        let (_b, tiny, tiny_answers) = run(1, 7);
+        let (_a, big, big_answers) = run(PLENTY, log.len(), 0);
+        let (_b, tiny, tiny_answers) = run(1, 7, 0);
+        let (_c, behind, behind_answers) = run(1, 5, 3);
+        let (_d, cached_behind, cached_behind_answers) = run(PLENTY, 3, 2);
         assert_eq!(big, tiny);
+        assert_eq!(big, behind);
+        assert_eq!(big, cached_behind);
         assert_eq!(big_answers, tiny_answers);
+        assert_eq!(big_answers, behind_answers);
+        assert_eq!(big_answers, cached_behind_answers);
         // 400 events once each; the copies right after are dropped; the 270 copies 5 hours
         // later are past the 2-hour window and folded again.
         assert_eq!(big_answers.iter().filter(|c| **c).count(), 400 + 270);

@@ -18,5 +18,6 @@ pub mod output;
 pub mod rules;
 pub mod state;
 pub mod telemetry;
+mod writer;
 
 pub use error::RuntimeError;

@@ -32,12 +32,13 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::consumer::{self, BatchHandler, StartPosition};
-use crate::fold::{Applied, Fold, LogSkips};
+use crate::fold::{Applied, Fold, LogSkips, Sealed};
 use crate::kafka::{producer, with_retries, Topics, ATTEMPT_TIMEOUT};
 use crate::logread::decode_events;
 use crate::output::{deliver, send_guarded, DeadLetter, Dlq, Output, Sent};
 use crate::rules::{Clock, RulesSource};
 use crate::telemetry::health;
+use crate::writer::StoreWriter;
 use crate::RuntimeError;
 use orderflow_schema::log::{encode_log_record, LogRecordError};
 
@@ -79,9 +80,12 @@ pub struct StateConsumer {
     /// the store once a partition is live (and again when the rules change), then kept up to
     /// date by the fold, so a tick neither scans the schedule nor loads an order not due.
     first_due: BTreeMap<i32, HashMap<EntityKey, orderflow_domain::Timestamp>>,
-    /// The folded state: written to the store every [`WRITE_EVERY`], kept in memory between.
+    /// The folded state: sealed every [`WRITE_EVERY`] and written to the store by `writer` once
+    /// the outputs of what it holds are acknowledged; kept in memory between.
     fold: Fold,
-    written: Instant,
+    writer: StoreWriter,
+    /// When the fold was last sealed.
+    sealed_at: Instant,
     /// When the store's size was last reported.
     sized: Instant,
     /// Per live partition, the open exceptions (owner, level) of each order that has any:
@@ -118,6 +122,7 @@ pub async fn run(
     let dir = store_dir(config, instance);
     let store = Arc::new(SledStore::open(&dir)?);
     store.bind(&topics.order_events(), config.store.retention())?;
+    let writer = StoreWriter::start(Arc::clone(&store))?;
     let group = format!("{}{CONSUMER_NAME}", config.kafka.topic_prefix);
     let (consumer, generation) = consumer::subscribe_member(
         config,
@@ -146,7 +151,8 @@ pub async fn run(
         awaited: Awaited::default(),
         first_due: BTreeMap::new(),
         fold: Fold::new(config.consumer.cache_bytes(), config.store.retention()),
-        written: Instant::now(),
+        writer,
+        sealed_at: Instant::now(),
         sized: Instant::now()
             .checked_sub(SIZE_EVERY)
             .unwrap_or_else(Instant::now),
@@ -165,7 +171,8 @@ pub async fn run(
         shutdown,
     )
     .await?;
-    state.fold.write(state.store.as_ref())?;
+    // Every batch in flight finished: all that was folded may be written.
+    state.write_store()?;
     state.store.flush()?;
     Ok(())
 }
@@ -425,14 +432,43 @@ impl StateConsumer {
         Ok(())
     }
 
-    /// Writes what was folded to the store.
+    /// Writes everything folded to the store, and waits until it is written. Only when no
+    /// batch is in flight: what is written must have its outputs acknowledged.
     fn write_store(&mut self) -> Result<(), RuntimeError> {
-        let started = Instant::now();
-        self.fold.write(self.store.as_ref())?;
-        metrics::histogram!(crate::telemetry::STORE_WRITE_DURATION.name)
-            .record(started.elapsed().as_secs_f64());
-        self.written = Instant::now();
+        self.writer.land_all(&mut self.fold)?;
+        if let Some(sealed) = self.fold.seal() {
+            self.sealed_at = Instant::now();
+            self.writer.write(sealed)?;
+            self.writer.land_all(&mut self.fold)?;
+        }
         Ok(())
+    }
+
+    /// Seals what was folded, for the writer, every [`WRITE_EVERY`] or when the fold is full.
+    /// While a write is under way the fold goes on gathering, so a slow store makes bigger
+    /// writes rather than more of them; only a full fold waits for the write.
+    fn seal(&mut self) -> Result<Option<Sealed>, RuntimeError> {
+        self.writer.land(&mut self.fold)?;
+        let full = self.fold.full();
+        if !full && self.sealed_at.elapsed() < WRITE_EVERY {
+            return Ok(None);
+        }
+        if self.writer.writing() > 0 {
+            if !full {
+                return Ok(None);
+            }
+            self.writer.land_all(&mut self.fold)?;
+        }
+        self.sealed_at = Instant::now();
+        Ok(self.fold.seal())
+    }
+
+    /// The next offset of `partition` to fold, as far as the fold knows (written or not).
+    fn folded_to(&self, partition: i32) -> Result<i64, RuntimeError> {
+        Ok(match self.fold.checkpoint(partition) {
+            Some(offset) => offset,
+            None => self.store.checkpoint(partition)?.unwrap_or(0),
+        })
     }
 
     /// Whether the local store has folded every record the log partition holds now.
@@ -446,7 +482,7 @@ impl StateConsumer {
             consumer.fetch_watermarks(&topic, partition, ATTEMPT_TIMEOUT)
         })
         .await?;
-        Ok(self.store.checkpoint(partition)?.unwrap_or(0) >= high)
+        Ok(self.folded_to(partition)? >= high)
     }
 
     /// Partitions assigned to this instance whose local state has caught up with what was
@@ -468,7 +504,7 @@ impl StateConsumer {
         let mut live = Vec::new();
         let log_topic = self.topics.order_events();
         for partition in assigned {
-            let folded = self.store.checkpoint(partition)?.unwrap_or(0);
+            let folded = self.folded_to(partition)?;
             let caught_up = folded >= self.live_from.get(&partition).copied().unwrap_or(i64::MAX);
             crate::telemetry::health().set_live(&log_topic, partition, caught_up);
             if caught_up {
@@ -480,7 +516,8 @@ impl StateConsumer {
 }
 
 impl BatchHandler for StateConsumer {
-    type Done = ();
+    /// What was sealed once the batch was folded: written once the batch is acknowledged.
+    type Done = Option<Sealed>;
 
     fn tick_every(&self) -> Option<Duration> {
         Some(self.tick_every)
@@ -493,8 +530,14 @@ impl BatchHandler for StateConsumer {
         if self.rules.reload_if_changed() {
             self.first_due.clear();
         }
-        // Timers read the store: it holds everything folded from here on.
-        self.write_store()?;
+        // No batch is in flight: everything folded had its outputs acknowledged.
+        self.writer.land(&mut self.fold)?;
+        if self.sealed_at.elapsed() >= WRITE_EVERY && self.writer.writing() == 0 {
+            if let Some(sealed) = self.fold.seal() {
+                self.sealed_at = Instant::now();
+                self.writer.write(sealed)?;
+            }
+        }
         let now = self.clock.now()?;
         let mut outputs = Vec::new();
         let mut scheduled = 0_usize;
@@ -503,6 +546,13 @@ impl BatchHandler for StateConsumer {
             .retain(|partition, _| live.contains(partition));
         self.first_due
             .retain(|partition, _| live.contains(partition));
+        let uncounted = live.iter().any(|partition| {
+            !self.open_exceptions.contains_key(partition) || !self.first_due.contains_key(partition)
+        });
+        if uncounted {
+            // Counting reads the store: it must hold everything folded.
+            self.write_store()?;
+        }
         for partition in &live {
             self.count_open_exceptions(*partition)?;
             self.schedule(*partition)?;
@@ -519,7 +569,9 @@ impl BatchHandler for StateConsumer {
                     .collect::<Vec<_>>()
             });
             for key in orders.unwrap_or_default() {
-                if let Some(Entity::Order(order)) = self.store.load(partition, &key)? {
+                if let Some(Entity::Order(order)) =
+                    self.fold.load(self.store.as_ref(), partition, &key)?
+                {
                     due.push(order);
                 }
             }
@@ -549,7 +601,7 @@ impl BatchHandler for StateConsumer {
         &mut self,
         consumer: &StreamConsumer<C>,
         batch: &[OwnedMessage],
-    ) -> Result<(Sent, ()), RuntimeError> {
+    ) -> Result<(Sent, Option<Sealed>), RuntimeError> {
         self.refresh_live_from(consumer, batch.iter().map(|message| message.partition()))
             .await?;
         self.forget_stalls_of_revoked(consumer)?;
@@ -670,29 +722,27 @@ impl BatchHandler for StateConsumer {
             }
             self.publish_snapshots(snapshots, &mut outputs, &mut made_at)?;
             let outputs = self.dlq.made_from(outputs, &self.topics.order_events(), &made_at);
-            Ok((send_guarded(&self.producer, &self.dlq, outputs).await?, ()))
+            let sealed = self.seal()?;
+            Ok((send_guarded(&self.producer, &self.dlq, outputs).await?, sealed))
         }
         .instrument(span)
         .await
-    }
-
-    fn wants_idle(&self) -> bool {
-        self.written.elapsed() >= WRITE_EVERY || self.fold.full()
     }
 
     fn resume_at(&self, partition: i32) -> Option<i64> {
         self.stalled.get(&partition).copied()
     }
 
-    fn acknowledged(&mut self, _done: (), idle: bool) -> Result<(), RuntimeError> {
-        // Idle: every output of every batch folded so far is on the broker, so what was folded
-        // may now be written. Not flushed: state and checkpoints are written in one atomic
-        // batch, and sled flushes in the background. A crash can lose the newest writes of the
-        // store, never half of one; the consumer then restarts at the older checkpoint and
-        // refolds up to the committed offset quietly, because those outputs are already on the
-        // broker.
-        if idle && self.wants_idle() {
-            self.write_store()?;
+    fn acknowledged(&mut self, sealed: Option<Sealed>, _idle: bool) -> Result<(), RuntimeError> {
+        // Every output of this batch and of the batches before it is on the broker, so what
+        // was folded up to it may now be written. Not flushed: state and checkpoints are
+        // written in one atomic batch, and sled flushes in the background. A crash can lose
+        // the newest writes of the store, never half of one; the consumer then restarts at the
+        // older checkpoint and refolds up to the committed offset quietly, because those
+        // outputs are already on the broker.
+        self.writer.land(&mut self.fold)?;
+        if let Some(sealed) = sealed {
+            self.writer.write(sealed)?;
         }
         Ok(())
     }

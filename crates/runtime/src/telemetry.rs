@@ -473,7 +473,7 @@ pub const STORE_WRITE_DURATION: MetricDef = MetricDef {
     name: "orderflow_state_store_write_seconds",
     kind: MetricKind::Histogram,
     labels: &[],
-    help: "Seconds orderflow-state's loop stood still writing what it folded (entities and checkpoints) to its store, which it does every 500 ms, when the fold is full and before a timer tick; no batch is handled meanwhile.",
+    help: "Seconds one write of what orderflow-state folded (entities and checkpoints) to its store took, on its writer thread: every 500 ms or when the fold is full, once the outputs of what it holds are acknowledged; the loop folds on meanwhile, and waits for it only when the fold is full or a partition's exceptions are counted.",
 };
 
 pub const GATEWAY_REQUESTS: MetricDef = MetricDef {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use lru::LruCache;
-use rayon::iter::{IntoParallelIterator, IntoParallelRefIterator, ParallelIterator};
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 
 use orderflow_domain::{step, Entity, EntityKey, Event, Mode, Step};
 use orderflow_store::{Batch, Retention, StateStore, StoreError};
@@ -203,19 +203,15 @@ pub struct Written {
 }
 
 impl Sealed {
-    /// Writes each partition's batch atomically, partitions in parallel.
-    pub fn write<S: StateStore + Sync>(self, store: &S) -> Result<Written, StoreError> {
-        let write = |(partition, batch): &(i32, Arc<Batch>)| {
-            store.write(batch).map(|sizes| (*partition, sizes))
-        };
-        let sizes = if self.batches.len() <= 1 {
-            self.batches.iter().map(write).collect::<Result<_, _>>()?
-        } else {
-            self.batches
-                .par_iter()
-                .map(write)
-                .collect::<Result<_, _>>()?
-        };
+    /// Writes each partition's batch atomically, one after the other: sled applies one batch
+    /// at a time, whatever the tree (a process-wide lock), so writing partitions in parallel
+    /// only made threads wait for each other.
+    pub fn write<S: StateStore>(self, store: &S) -> Result<Written, StoreError> {
+        let sizes = self
+            .batches
+            .iter()
+            .map(|(partition, batch)| store.write(batch).map(|sizes| (*partition, sizes)))
+            .collect::<Result<_, _>>()?;
         Ok(Written {
             stamp: self.stamp,
             sizes,
@@ -418,9 +414,9 @@ impl Fold {
     }
 
     /// Writes what was folded and not written yet to the store, one atomic write per
-    /// partition (its entities with its checkpoint), partitions in parallel, on this thread;
+    /// partition (its entities with its checkpoint), on this thread;
     /// then keeps those entities in the cache. Every earlier seal must have landed.
-    pub fn write<S: StateStore + Sync>(&mut self, store: &S) -> Result<(), StoreError> {
+    pub fn write<S: StateStore>(&mut self, store: &S) -> Result<(), StoreError> {
         if self.sealed() > 0 {
             return Err(StoreError::Corrupt(
                 "a write was asked for while a sealed one had not landed".into(),

@@ -689,7 +689,7 @@ mod tests {
         let mut fold = Fold::new(PLENTY, Retention::default());
         fold.apply(&store, 0, 0, &level("S-1", 1, 5), Mode::Quiet)
             .unwrap();
-        let first = fold.seal().unwrap();
+        let _first = fold.seal().unwrap(); // never written here
         fold.apply(&store, 0, 1, &level("S-1", 2, 4), Mode::Quiet)
             .unwrap();
         let second = fold.seal().unwrap();

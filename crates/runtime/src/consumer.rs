@@ -491,12 +491,6 @@ pub trait BatchHandler {
         None
     }
 
-    /// Whether the loop should let every batch in flight be acknowledged before it handles
-    /// another one.
-    fn wants_idle(&self) -> bool {
-        false
-    }
-
     /// How often [`BatchHandler::tick`] runs between batches; never if `None`.
     fn tick_every(&self) -> Option<Duration> {
         None
@@ -555,9 +549,7 @@ where
             handler.tick(consumer).await?;
             continue;
         }
-        let take = !tick_due
-            && in_flight.len() < MAX_IN_FLIGHT
-            && (in_flight.is_empty() || !handler.wants_idle());
+        let take = !tick_due && in_flight.len() < MAX_IN_FLIGHT;
         let tick = async {
             match ticker.as_mut() {
                 Some(ticker) => ticker.tick().await,
